@@ -1,0 +1,546 @@
+/**
+ * The GPU runtime: adapter and device acquisition, a buffer pool with explicit release, a pipeline
+ * cache, one command encoder and compute pass per unit of work (submitted on {@linkcode Gpu.flush}),
+ * uniform parameters carved from a ring, and read-back helpers.
+ *
+ * Kernels record dispatches with {@linkcode Gpu.dispatch}; nothing reaches the GPU until a flush,
+ * a read or an upload. Every `await` on the queue costs milliseconds in Deno, so callers batch many
+ * dispatches per flush and read results back rarely.
+ * @module
+ */
+import { DTYPE_BYTES, type DType, shapeSize, Tensor } from "./tensor.ts";
+import { loadShader } from "./shader.ts";
+
+/** Options of {@linkcode Gpu.create}. */
+export interface GpuOptions {
+  /** Fill every buffer handed out by {@linkcode Gpu.alloc} with NaN first (tests use this). */
+  poison?: boolean;
+  /** Power preference passed to `requestAdapter`. */
+  powerPreference?: GPUPowerPreference;
+}
+
+/** What a kernel dispatch needs to find (or build) its pipeline. */
+export interface KernelSpec {
+  /** WGSL file, relative to `kernels/` (e.g. `"matmul.wgsl"`). */
+  shader: string;
+  /** Entry point; defaults to `"main"`. */
+  entry?: string;
+  /** `override` constants (workgroup size, tile sizes, flags). */
+  constants?: Record<string, number>;
+  /** Jinja template variables, only where a type must change (f32/f16). */
+  template?: Record<string, string | number | boolean>;
+}
+
+/** Everything below is a uniform parameter; a kernel's `Params` struct must match the order. */
+export type ParamValue = { u32: number } | { f32: number } | { i32: number };
+/** Helpers to build typed uniform parameters. */
+export const u32 = (v: number): ParamValue => ({ u32: v });
+/** A float uniform parameter. */
+export const f32 = (v: number): ParamValue => ({ f32: v });
+/** A signed integer uniform parameter. */
+export const i32 = (v: number): ParamValue => ({ i32: v });
+
+const UNIFORM_SLOT = 256;
+const UNIFORM_RING_BYTES = 256 * 1024;
+const MAX_WORKGROUPS = 65535;
+
+/** How to get a WebGPU adapter when none is found. */
+export const NO_ADAPTER_HELP =
+  "No WebGPU adapter found. On a machine without a GPU install a Vulkan software driver " +
+  "(Debian/Ubuntu: `sudo apt-get install -y mesa-vulkan-drivers`, which provides lavapipe) and " +
+  "run with `deno run -A`; set DENO_WEBGPU_BACKEND=vulkan to force the Vulkan backend.";
+
+/**
+ * A WebGPU device with the engine's conveniences.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2, 3]), [3]);
+ * console.log(await gpu.read(x)); // Float32Array [1, 2, 3]
+ * gpu.release(x);
+ * ```
+ */
+export class Gpu {
+  /** Number of dispatches recorded since creation (for benchmarks and step reports). */
+  dispatchCount = 0;
+  /** Number of queue submits since creation. */
+  submitCount = 0;
+  /** Bytes currently allocated in device buffers (live and pooled). */
+  allocatedBytes = 0;
+  /** Peak of {@linkcode Gpu.allocatedBytes}. */
+  peakBytes = 0;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly free = new Map<number, GPUBuffer[]>();
+  private readonly bufferSizes = new WeakMap<GPUBuffer, number>();
+  private uniformRing: GPUBuffer;
+  private uniformCursor = 0;
+  private uniformStaging = new Uint8Array(UNIFORM_RING_BYTES);
+  private uniformDirtyFrom = 0;
+  private lostInfo: GPUDeviceLostInfo | null = null;
+
+  private constructor(
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly options: GpuOptions,
+  ) {
+    this.uniformRing = device.createBuffer({
+      label: "uniform-ring",
+      size: UNIFORM_RING_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.lost.then((info) => {
+      this.lostInfo = info;
+    });
+  }
+
+  /** Requests an adapter and a device with the adapter's full limits and useful features. */
+  static async create(options: GpuOptions = {}): Promise<Gpu> {
+    if (!("gpu" in navigator) || !navigator.gpu) throw new Error(NO_ADAPTER_HELP);
+    const adapter = await navigator.gpu.requestAdapter({
+      powerPreference: options.powerPreference ?? "high-performance",
+    });
+    if (!adapter) throw new Error(NO_ADAPTER_HELP);
+    const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
+    const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+    const l = adapter.limits;
+    const requiredLimits: Record<string, number> = {
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    };
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+    return new Gpu(adapter, device, options);
+  }
+
+  /** The device's limits (as granted). */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Whether WGSL `f16` is available. */
+  get hasF16(): boolean {
+    return this.device.features.has("shader-f16");
+  }
+
+  /** Whether GPU timestamps can be taken. */
+  get hasTimestamps(): boolean {
+    return this.device.features.has("timestamp-query");
+  }
+
+  /** A one-line description of the adapter. */
+  describe(): string {
+    const i = this.adapter.info;
+    const feats = [...this.device.features].filter((f) =>
+      f === "shader-f16" || f === "timestamp-query" || f === "subgroups"
+    );
+    return `${i.description || i.device || "unknown"} (vendor ${i.vendor || "?"}, ` +
+      `max binding ${
+        (this.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)
+      } MiB, features: ${feats.join(", ") || "none"})`;
+  }
+
+  // ---------------------------------------------------------------- buffers
+
+  /** A tensor from the pool (contents undefined, NaN when poisoning). Release it when done. */
+  alloc(shape: readonly number[], dtype: DType = "f32", label = "tensor"): Tensor {
+    const bytes = shapeSize(shape) * DTYPE_BYTES[dtype];
+    const buffer = this.allocBuffer(bytes, label);
+    const t = new Tensor(buffer, shape, dtype);
+    if (this.options.poison) this.poison(t);
+    return t;
+  }
+
+  /** A zero-filled tensor. */
+  zeros(shape: readonly number[], dtype: DType = "f32", label = "zeros"): Tensor {
+    const t = this.alloc(shape, dtype, label);
+    this.fill(t, 0);
+    return t;
+  }
+
+  /** A tensor holding `data`. */
+  fromArray(
+    data: Float32Array | Uint32Array | Int32Array | Uint16Array,
+    shape: readonly number[],
+    dtype?: DType,
+    label = "data",
+  ): Tensor {
+    const dt: DType = dtype ??
+      (data instanceof Float32Array
+        ? "f32"
+        : data instanceof Uint32Array
+        ? "u32"
+        : data instanceof Int32Array
+        ? "i32"
+        : "f16");
+    if (data.length !== shapeSize(shape)) {
+      throw new RangeError(`fromArray(${label}): ${data.length} values for shape [${shape}]`);
+    }
+    const t = this.alloc(shape, dt, label);
+    this.write(t, data);
+    return t;
+  }
+
+  /** Copies `data` into `t` after all work recorded so far. */
+  write(t: Tensor, data: ArrayBufferView, byteOffset = 0): void {
+    if (data.byteLength + byteOffset > t.byteLength) {
+      throw new RangeError(`write: ${data.byteLength} bytes do not fit ${t}`);
+    }
+    // Queue writes land before any command buffer submitted later; flush so that the work
+    // recorded before this call sees the old contents.
+    this.flush();
+    const padded = data.byteLength % 4 === 0 ? data : padTo4(data);
+    this.device.queue.writeBuffer(
+      t.buffer,
+      t.offset + byteOffset,
+      padded.buffer as ArrayBuffer,
+      padded.byteOffset,
+      padded.byteLength,
+    );
+  }
+
+  /** Fills `t` with one value (f32 bit pattern for f32 tensors, raw u32 otherwise). */
+  fill(t: Tensor, value: number): void {
+    this.dispatch(
+      { shader: "fill.wgsl" },
+      [t],
+      [u32(Math.ceil(t.byteLength / 4)), t.dtype === "f32" ? f32(value) : u32(value)],
+      Gpu.grid(Math.ceil(t.byteLength / 4 / 256)),
+    );
+  }
+
+  /** Fills `t` with quiet NaNs so that a kernel that forgets to write shows up in tests. */
+  poison(t: Tensor): void {
+    this.dispatch({ shader: "fill.wgsl" }, [t], [
+      u32(Math.ceil(t.byteLength / 4)),
+      u32(0x7fc00000),
+    ], Gpu.grid(Math.ceil(t.byteLength / 4 / 256)));
+  }
+
+  /** Returns a tensor's buffer to the pool. The tensor must not be used afterwards. */
+  release(...tensors: (Tensor | null | undefined)[]): void {
+    for (const t of tensors) {
+      if (!t || t.offset !== 0) continue;
+      const size = this.bufferSizes.get(t.buffer);
+      if (size === undefined) continue;
+      const list = this.free.get(size) ?? [];
+      if (!list.includes(t.buffer)) list.push(t.buffer);
+      this.free.set(size, list);
+    }
+  }
+
+  /** Destroys pooled buffers that are not in use (after a phase that needed a lot of memory). */
+  trim(): void {
+    this.flush();
+    for (const [size, list] of this.free) {
+      for (const b of list) {
+        b.destroy();
+        this.allocatedBytes -= size;
+      }
+    }
+    this.free.clear();
+  }
+
+  private allocBuffer(bytes: number, label: string): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 256) * 256);
+    if (size > this.limits.maxBufferSize) {
+      throw new RangeError(
+        `${label}: ${bytes} bytes exceed the device's maxBufferSize ` +
+          `(${this.limits.maxBufferSize} bytes); split the tensor`,
+      );
+    }
+    const pooled = this.free.get(size);
+    if (pooled && pooled.length > 0) return pooled.pop()!;
+    this.device.pushErrorScope("out-of-memory");
+    const buffer = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.device.popErrorScope().then((e) => {
+      if (e) console.error(`GPU out of memory allocating ${label} (${size} bytes): ${e.message}`);
+    });
+    this.bufferSizes.set(buffer, size);
+    this.allocatedBytes += size;
+    this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
+    return buffer;
+  }
+
+  // ---------------------------------------------------------------- pipelines and dispatch
+
+  /** The compute pipeline for a kernel spec, built once per distinct spec. */
+  pipeline(spec: KernelSpec): GPUComputePipeline {
+    const key = JSON.stringify([spec.shader, spec.entry ?? "main", spec.constants, spec.template]);
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const code = loadShader(spec.shader, spec.template);
+      const module = this.device.createShaderModule({ label: spec.shader, code });
+      p = this.device.createComputePipeline({
+        label: `${spec.shader}:${spec.entry ?? "main"}`,
+        layout: "auto",
+        compute: { module, entryPoint: spec.entry ?? "main", constants: spec.constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Records one dispatch into the current compute pass. Binding 0 is the uniform `params` (when
+   * given); tensors follow at bindings 1, 2, ….
+   */
+  dispatch(
+    spec: KernelSpec,
+    tensors: Tensor[],
+    params: ParamValue[] | null,
+    workgroups: [number, number?, number?],
+  ): void {
+    if (this.lostInfo) throw new Error(`GPU device lost: ${this.lostInfo.message}`);
+    const [x, y = 1, z = 1] = workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const name = `${spec.shader}:${spec.entry ?? "main"}`;
+    if (x > MAX_WORKGROUPS || y > MAX_WORKGROUPS || z > MAX_WORKGROUPS) {
+      throw new RangeError(`${name}: dispatch [${x}, ${y}, ${z}] exceeds 65535 per dimension`);
+    }
+    const maxBinding = this.limits.maxStorageBufferBindingSize;
+    const entries: GPUBindGroupEntry[] = [];
+    if (params && params.length > 0) {
+      entries.push({ binding: 0, resource: this.uniform(params) });
+    }
+    tensors.forEach((t, i) => {
+      const size = Math.ceil(t.byteLength / 4) * 4;
+      if (size > maxBinding) {
+        throw new RangeError(
+          `${name}: ${t} (${size} bytes) exceeds maxStorageBufferBindingSize ` +
+            `(${maxBinding} bytes); split it into smaller tensors`,
+        );
+      }
+      entries.push({
+        binding: i + 1,
+        resource: { buffer: t.buffer, offset: t.offset, size: Math.max(4, size) },
+      });
+    });
+    const pipeline = this.pipeline(spec);
+    const bindGroup = this.device.createBindGroup({
+      label: name,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const pass = this.currentPass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.dispatchCount++;
+  }
+
+  /** Splits `n` workgroups into a 2-D grid within the per-dimension limit. */
+  static grid(n: number): [number, number] {
+    if (n <= MAX_WORKGROUPS) return [n, 1];
+    const y = Math.ceil(n / MAX_WORKGROUPS);
+    return [Math.ceil(n / y), y];
+  }
+
+  /** Records a buffer-to-buffer copy (ends the current pass). */
+  copy(src: Tensor, dst: Tensor, bytes = src.byteLength): void {
+    if (bytes > dst.byteLength) throw new RangeError(`copy: ${src} does not fit ${dst}`);
+    this.endPass();
+    this.currentEncoder().copyBufferToBuffer(
+      src.buffer,
+      src.offset,
+      dst.buffer,
+      dst.offset,
+      Math.ceil(bytes / 4) * 4,
+    );
+  }
+
+  private uniform(params: ParamValue[]): GPUBufferBinding {
+    if (this.uniformCursor + UNIFORM_SLOT > UNIFORM_RING_BYTES) this.flush();
+    const offset = this.uniformCursor;
+    const view = new DataView(this.uniformStaging.buffer, offset, UNIFORM_SLOT);
+    params.forEach((p, i) => {
+      if ("u32" in p) view.setUint32(i * 4, p.u32 >>> 0, true);
+      else if ("i32" in p) view.setInt32(i * 4, p.i32 | 0, true);
+      else view.setFloat32(i * 4, p.f32, true);
+    });
+    this.uniformCursor += UNIFORM_SLOT;
+    return { buffer: this.uniformRing, offset, size: Math.max(16, Math.ceil(params.length / 4) * 16) };
+  }
+
+  private currentEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private currentPass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.currentEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  /** Submits everything recorded so far (one command buffer). Does not wait. */
+  flush(): void {
+    this.endPass();
+    if (this.uniformCursor > this.uniformDirtyFrom) {
+      // The ring's new slots are written before the command buffer that reads them runs.
+      this.device.queue.writeBuffer(
+        this.uniformRing,
+        this.uniformDirtyFrom,
+        this.uniformStaging,
+        this.uniformDirtyFrom,
+        this.uniformCursor - this.uniformDirtyFrom,
+      );
+    }
+    this.uniformCursor = 0;
+    this.uniformDirtyFrom = 0;
+    if (this.encoder) {
+      this.device.queue.submit([this.encoder.finish()]);
+      this.encoder = null;
+      this.submitCount++;
+    }
+  }
+
+  /** Flushes and waits until the GPU has finished all submitted work. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    if (this.lostInfo) throw new Error(`GPU device lost: ${this.lostInfo.message}`);
+  }
+
+  // ---------------------------------------------------------------- read-back
+
+  /** Reads a tensor back to the host (flushes first). */
+  async read(t: Tensor): Promise<Float32Array>;
+  async read(t: Tensor, as: "u32"): Promise<Uint32Array>;
+  async read(t: Tensor, as: "i32"): Promise<Int32Array>;
+  async read(t: Tensor, as?: "u32" | "i32"): Promise<Float32Array | Uint32Array | Int32Array> {
+    const bytes = await this.readBytes(t);
+    if (as === "u32" || (!as && t.dtype === "u32")) return new Uint32Array(bytes, 0, t.size);
+    if (as === "i32" || (!as && t.dtype === "i32")) return new Int32Array(bytes, 0, t.size);
+    if (t.dtype === "f16") return f16BitsToF32(new Uint16Array(bytes, 0, t.size));
+    return new Float32Array(bytes, 0, t.size);
+  }
+
+  /** Reads several tensors with one wait. */
+  async readMany(ts: Tensor[]): Promise<Float32Array[]> {
+    const staged = ts.map((t) => this.stage(t));
+    this.flush();
+    await Promise.all(staged.map((s) => s.mapAsync(GPUMapMode.READ)));
+    this.checkLost();
+    return staged.map((s, i) => {
+      const out = new Float32Array(s.getMappedRange().slice(0, ts[i].byteLength));
+      s.unmap();
+      s.destroy();
+      return ts[i].dtype === "f16" ? f16BitsToF32(new Uint16Array(out.buffer)) : out;
+    });
+  }
+
+  private stage(t: Tensor): GPUBuffer {
+    const size = Math.ceil(t.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size: Math.max(4, size),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.endPass();
+    this.currentEncoder().copyBufferToBuffer(t.buffer, t.offset, staging, 0, size);
+    return staging;
+  }
+
+  private async readBytes(t: Tensor): Promise<ArrayBuffer> {
+    const staging = this.stage(t);
+    this.flush();
+    await staging.mapAsync(GPUMapMode.READ);
+    this.checkLost();
+    const copy = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    return copy;
+  }
+
+  private checkLost(): void {
+    if (this.lostInfo) throw new Error(`GPU device lost: ${this.lostInfo.message}`);
+  }
+
+  // ---------------------------------------------------------------- timing
+
+  /**
+   * Runs `record` in a compute pass of its own with GPU timestamps around it and returns the GPU
+   * time in milliseconds, or null when the adapter has no timestamp queries.
+   */
+  async timeGpu(record: () => void): Promise<number | null> {
+    if (!this.hasTimestamps) {
+      record();
+      await this.sync();
+      return null;
+    }
+    this.flush();
+    const querySet = this.device.createQuerySet({ type: "timestamp", count: 2 });
+    const resolve = this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    const readback = this.device.createBuffer({
+      size: 16,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.pass = this.currentEncoder().beginComputePass({
+      timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+    record();
+    this.endPass();
+    const enc = this.currentEncoder();
+    enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
+    enc.copyBufferToBuffer(resolve, 0, readback, 0, 16);
+    this.flush();
+    await readback.mapAsync(GPUMapMode.READ);
+    const [t0, t1] = new BigUint64Array(readback.getMappedRange());
+    readback.unmap();
+    readback.destroy();
+    resolve.destroy();
+    querySet.destroy();
+    return Number(t1 - t0) / 1e6;
+  }
+
+  /** Releases every GPU resource. */
+  destroy(): void {
+    this.trim();
+    this.device.destroy();
+  }
+}
+
+function padTo4(data: ArrayBufferView): Uint8Array {
+  const out = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return out;
+}
+
+/** Converts IEEE half-precision bit patterns to f32. */
+export function f16BitsToF32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    out[i] = e === 0
+      ? s * m * 2 ** -24
+      : e === 31
+      ? (m ? NaN : s * Infinity)
+      : s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}

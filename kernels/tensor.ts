@@ -1,0 +1,84 @@
+/**
+ * A small handle on a region of a GPU buffer: the buffer, a byte offset, a shape and a dtype.
+ * Tensors own nothing; the {@linkcode Gpu} that made them releases their buffers.
+ * @module
+ */
+
+/** Element types the kernels understand. */
+export type DType = "f32" | "f16" | "u32" | "i32";
+
+/** Bytes per element of each dtype. */
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32: 4 };
+
+/**
+ * A view of `shape` elements of `dtype` starting `offset` bytes into `buffer`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * const gpu = await Gpu.create();
+ * const t = gpu.fromArray(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+ * console.log(t.shape, t.size); // [2, 3] 6
+ * gpu.release(t);
+ * ```
+ */
+export class Tensor {
+  constructor(
+    readonly buffer: GPUBuffer,
+    readonly shape: readonly number[],
+    readonly dtype: DType = "f32",
+    readonly offset = 0,
+  ) {}
+
+  /** Number of elements. */
+  get size(): number {
+    return shapeSize(this.shape);
+  }
+
+  /** Bytes the elements occupy (not the buffer's size). */
+  get byteLength(): number {
+    return this.size * DTYPE_BYTES[this.dtype];
+  }
+
+  /** Same storage seen with another shape of the same element count. */
+  reshape(shape: readonly number[]): Tensor {
+    if (shapeSize(shape) !== this.size) {
+      throw new RangeError(
+        `reshape: cannot view [${this.shape}] (${this.size} elements) as [${shape}]`,
+      );
+    }
+    return new Tensor(this.buffer, shape, this.dtype, this.offset);
+  }
+
+  toString(): string {
+    return `Tensor<${this.dtype}>[${this.shape.join(",")}]`;
+  }
+}
+
+/** Product of a shape's dimensions (1 for a scalar). */
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Throws a TypeError naming `op` unless `t` has the dtype and rank given. */
+export function expectTensor(
+  op: string,
+  name: string,
+  t: Tensor,
+  rank: number,
+  dtype: DType = "f32",
+): void {
+  if (t.dtype !== dtype) {
+    throw new TypeError(`${op}: ${name} must be ${dtype}, got ${t}`);
+  }
+  if (t.shape.length !== rank) {
+    throw new TypeError(`${op}: ${name} must have rank ${rank}, got ${t}`);
+  }
+}
+
+/** Throws a RangeError naming `op` unless the two dimensions agree. */
+export function expectDim(op: string, what: string, a: number, b: number): void {
+  if (a !== b) throw new RangeError(`${op}: ${what} mismatch (${a} vs ${b})`);
+}
