@@ -8,7 +8,7 @@
  * dispatches per flush and read results back rarely.
  * @module
  */
-import { DTYPE_BYTES, type DType, shapeSize, Tensor } from "./tensor.ts";
+import { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 import { loadShader } from "./shader.ts";
 
 /** Options of {@linkcode Gpu.create}. */
@@ -82,6 +82,7 @@ export class Gpu {
   private uniformStaging = new Uint8Array(UNIFORM_RING_BYTES);
   private uniformDirtyFrom = 0;
   private lostInfo: GPUDeviceLostInfo | null = null;
+  private errors: string[] = [];
 
   private constructor(
     readonly adapter: GPUAdapter,
@@ -95,6 +96,11 @@ export class Gpu {
     });
     device.lost.then((info) => {
       this.lostInfo = info;
+    });
+    // Validation errors (a shader that does not compile, a bad binding) would otherwise leave
+    // outputs silently unwritten: keep them and raise at the next read or sync.
+    device.addEventListener("uncapturederror", (e) => {
+      this.errors.push((e as GPUUncapturedErrorEvent).error.message);
     });
   }
 
@@ -372,7 +378,11 @@ export class Gpu {
       else view.setFloat32(i * 4, p.f32, true);
     });
     this.uniformCursor += UNIFORM_SLOT;
-    return { buffer: this.uniformRing, offset, size: Math.max(16, Math.ceil(params.length / 4) * 16) };
+    return {
+      buffer: this.uniformRing,
+      offset,
+      size: Math.max(16, Math.ceil(params.length / 4) * 16),
+    };
   }
 
   private currentEncoder(): GPUCommandEncoder {
@@ -418,7 +428,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
-    if (this.lostInfo) throw new Error(`GPU device lost: ${this.lostInfo.message}`);
+    this.checkLost();
   }
 
   // ---------------------------------------------------------------- read-back
@@ -473,6 +483,12 @@ export class Gpu {
 
   private checkLost(): void {
     if (this.lostInfo) throw new Error(`GPU device lost: ${this.lostInfo.message}`);
+    if (this.errors.length > 0) {
+      const all = this.errors.splice(0);
+      throw new Error(
+        `WebGPU error: ${all[0]}${all.length > 1 ? ` (and ${all.length - 1} more)` : ""}`,
+      );
+    }
   }
 
   // ---------------------------------------------------------------- timing

@@ -1,0 +1,43 @@
+// One AdamW step over a flat f32 parameter tensor, PyTorch semantics:
+//   p ← p·(1 − lr·wd);  m ← b1·m + (1 − b1)·g;  v ← b2·v + (1 − b2)·g²;
+//   p ← p − (lr / (1 − b1^t)) · m / (sqrt(v) / sqrt(1 − b2^t) + eps)
+// `step_scaled` multiplies the gradient by the clip scale read on the GPU (norm_scale[1]), so
+// clipping needs no host read-back. Bias corrections come in as uniforms (they change per step).
+
+struct Params {
+  count: u32,
+  decay: f32,      // 1 − lr·wd
+  beta1: f32,
+  beta2: f32,
+  one_minus_beta1: f32,  // computed in float64 on the host: 1 − f32(0.999) is 1.3e-5 off
+  one_minus_beta2: f32,
+  step_size: f32,  // lr / (1 − b1^t)
+  bc2_sqrt: f32,   // sqrt(1 − b2^t)
+  eps: f32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m2: array<f32>;
+@group(0) @binding(5) var<storage, read> norm_scale: array<f32>;
+
+fn update(i: u32, g: f32) {
+  let m = p.beta1 * m1[i] + p.one_minus_beta1 * g;
+  let v = p.beta2 * m2[i] + p.one_minus_beta2 * g * g;
+  m1[i] = m;
+  m2[i] = v;
+  param[i] = param[i] * p.decay - p.step_size * m / (sqrt(v) / p.bc2_sqrt + p.eps);
+}
+
+@compute @workgroup_size(256)
+fn step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < p.count) { update(i, grad[i]); }
+}
+
+@compute @workgroup_size(256)
+fn step_scaled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i < p.count) { update(i, grad[i] * norm_scale[1]); }
+}

@@ -1,0 +1,81 @@
+/**
+ * Row-wise L2 normalisation of embeddings `x[B, H]` (before cosine similarities) and its backward.
+ * @module
+ */
+import { Gpu, u32 } from "./runtime.ts";
+import type { Tensor } from "./tensor.ts";
+
+const SHADER = "l2_norm.wgsl";
+
+function workgroupFor(h: number): number {
+  return h >= 512 ? 256 : h >= 128 ? 128 : 64;
+}
+
+function checkRows(op: string, name: string, t: Tensor): [number, number] {
+  if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
+  if (t.shape.length !== 2 || t.size === 0) {
+    throw new RangeError(`${op}: ${name} must be a non-empty [B, H], got ${t}`);
+  }
+  return [t.shape[0], t.shape[1]];
+}
+
+/**
+ * `y = x / max(‖x‖, 1e-12)` per row (as `torch.nn.functional.normalize`); `norm` `[B]` holds the
+ * floored norms for the backward.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { l2Normalize } from "./l2_norm.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([3, 4]), [1, 2]);
+ * const { y, norm } = l2Normalize(gpu, x);
+ * console.log(await gpu.read(y), await gpu.read(norm)); // ≈ [0.6, 0.8] [5]
+ * ```
+ */
+export function l2Normalize(gpu: Gpu, x: Tensor): { y: Tensor; norm: Tensor } {
+  const [rows, h] = checkRows("l2Normalize", "x", x);
+  const y = gpu.alloc(x.shape, "f32", "l2Normalize.y");
+  const norm = gpu.alloc([rows], "f32", "l2Normalize.norm");
+  gpu.dispatch(
+    { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(h) } },
+    [x, y, norm],
+    [u32(rows), u32(h)],
+    Gpu.grid(rows),
+  );
+  return { y, norm };
+}
+
+/**
+ * Backward of {@linkcode l2Normalize} from its outputs: `dx = (dy − y·(dy·y)) / norm` per row
+ * (exact wherever `‖x‖ ≥ 1e-12`).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { l2NormalizeBackward } from "./l2_norm.ts";
+ * const gpu = await Gpu.create();
+ * const y = gpu.fromArray(new Float32Array([1, 0]), [1, 2]);
+ * const norm = gpu.fromArray(new Float32Array([2]), [1]);
+ * const dy = gpu.fromArray(new Float32Array([1, 1]), [1, 2]);
+ * console.log(await gpu.read(l2NormalizeBackward(gpu, dy, y, norm))); // [0, 0.5]
+ * ```
+ */
+export function l2NormalizeBackward(gpu: Gpu, dy: Tensor, y: Tensor, norm: Tensor): Tensor {
+  const op = "l2NormalizeBackward";
+  const [rows, h] = checkRows(op, "y", y);
+  checkRows(op, "dy", dy);
+  if (dy.shape.join() !== y.shape.join()) throw new RangeError(`${op}: dy ${dy} must match y ${y}`);
+  if (norm.dtype !== "f32") throw new TypeError(`${op}: norm must be f32, got ${norm}`);
+  if (norm.shape.length !== 1 || norm.shape[0] !== rows) {
+    throw new RangeError(`${op}: norm must be [${rows}] for y ${y}, got ${norm}`);
+  }
+  const dx = gpu.alloc(y.shape, "f32", "l2NormalizeBackward.dx");
+  gpu.dispatch(
+    { shader: SHADER, entry: "backward", constants: { WG: workgroupFor(h) } },
+    [dy, y, norm, dx],
+    [u32(rows), u32(h)],
+    Gpu.grid(rows),
+  );
+  return dx;
+}

@@ -1,0 +1,224 @@
+/**
+ * LayerNorm over the last dimension, forward (plain, or fused with a residual add as in XLM-R's
+ * post-LN blocks) and backward. The forward saves per-row `mean` and `rstd` for the backward.
+ * @module
+ */
+import { f32, Gpu, u32 } from "./runtime.ts";
+import type { Tensor } from "./tensor.ts";
+
+const SHADER = "layer_norm.wgsl";
+/** Rows per partial block of dgamma/dbeta (must match `RB` in the shader). */
+const ROW_BLOCK = 32;
+
+/** What {@linkcode layerNorm} returns; `mean` and `rstd` have one entry per row. */
+export interface LayerNormResult {
+  /** Normalised, scaled and shifted output, shaped like the input. */
+  y: Tensor;
+  /** Row means `[rows]`. */
+  mean: Tensor;
+  /** Row reciprocal standard deviations `1/√(var + eps)`, `[rows]`. */
+  rstd: Tensor;
+}
+
+/** What {@linkcode addLayerNorm} returns: {@linkcode LayerNormResult} plus the summed input. */
+export interface AddLayerNormResult extends LayerNormResult {
+  /** `x + residual`, the tensor that was normalised (the backward's `x`). */
+  sum: Tensor;
+}
+
+/** Workgroup size for rows of length n (a power of two; small rows waste fewer invocations). */
+function workgroupFor(n: number): number {
+  return n >= 512 ? 256 : n >= 128 ? 128 : 64;
+}
+
+function checkF32(op: string, name: string, t: Tensor): void {
+  if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
+}
+
+/** Validates x/gamma/beta and returns [rows, n]. */
+function checkForward(
+  op: string,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  eps: number,
+): [number, number] {
+  checkF32(op, "x", x);
+  checkF32(op, "gamma", gamma);
+  checkF32(op, "beta", beta);
+  if (x.shape.length < 1 || x.size === 0) {
+    throw new RangeError(`${op}: x must have at least one element and rank ≥ 1, got ${x}`);
+  }
+  const n = x.shape[x.shape.length - 1];
+  if (gamma.shape.length !== 1 || gamma.shape[0] !== n) {
+    throw new RangeError(`${op}: gamma must be [${n}] to match x ${x}, got ${gamma}`);
+  }
+  if (beta.shape.length !== 1 || beta.shape[0] !== n) {
+    throw new RangeError(`${op}: beta must be [${n}] to match x ${x}, got ${beta}`);
+  }
+  if (!(Number.isFinite(eps) && eps >= 0)) {
+    throw new RangeError(`${op}: eps must be a finite number ≥ 0, got ${eps}`);
+  }
+  return [x.size / n, n];
+}
+
+/**
+ * LayerNorm of each row of `x[..., N]`: `y = (x − mean)·rstd·gamma + beta` with the biased
+ * variance, `rstd = 1/√(var + eps)`. Mean and variance are computed in two passes in f32.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { layerNorm } from "./layer_norm.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const gamma = gpu.fromArray(new Float32Array([1, 1]), [2]);
+ * const beta = gpu.zeros([2]);
+ * const { y, mean, rstd } = layerNorm(gpu, x, gamma, beta, 1e-5);
+ * console.log(await gpu.read(y)); // ≈ [-1, 1, -1, 1]
+ * gpu.release(x, gamma, beta, y, mean, rstd);
+ * ```
+ */
+export function layerNorm(
+  gpu: Gpu,
+  x: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  eps: number,
+): LayerNormResult {
+  const [rows, n] = checkForward("layerNorm", x, gamma, beta, eps);
+  const y = gpu.alloc(x.shape, "f32", "layerNorm.y");
+  const mean = gpu.alloc([rows], "f32", "layerNorm.mean");
+  const rstd = gpu.alloc([rows], "f32", "layerNorm.rstd");
+  gpu.dispatch(
+    { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(n) } },
+    [x, gamma, beta, y, mean, rstd],
+    [u32(rows), u32(n), f32(eps)],
+    Gpu.grid(rows),
+  );
+  return { y, mean, rstd };
+}
+
+/**
+ * Fused residual add and LayerNorm: `sum = x + residual`, `y = LN(sum)`. Returns `sum` too, since
+ * the backward needs the normalised input.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { addLayerNorm } from "./layer_norm.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2]), [1, 2]);
+ * const res = gpu.fromArray(new Float32Array([0, 2]), [1, 2]);
+ * const gamma = gpu.fromArray(new Float32Array([1, 1]), [2]);
+ * const beta = gpu.zeros([2]);
+ * const r = addLayerNorm(gpu, x, res, gamma, beta, 1e-5);
+ * console.log(await gpu.read(r.sum)); // [1, 4]
+ * gpu.release(x, res, gamma, beta, r.y, r.sum, r.mean, r.rstd);
+ * ```
+ */
+export function addLayerNorm(
+  gpu: Gpu,
+  x: Tensor,
+  residual: Tensor,
+  gamma: Tensor,
+  beta: Tensor,
+  eps: number,
+): AddLayerNormResult {
+  const [rows, n] = checkForward("addLayerNorm", x, gamma, beta, eps);
+  checkF32("addLayerNorm", "residual", residual);
+  if (residual.shape.join() !== x.shape.join()) {
+    throw new RangeError(`addLayerNorm: residual ${residual} must match x ${x}`);
+  }
+  const y = gpu.alloc(x.shape, "f32", "addLayerNorm.y");
+  const sum = gpu.alloc(x.shape, "f32", "addLayerNorm.sum");
+  const mean = gpu.alloc([rows], "f32", "addLayerNorm.mean");
+  const rstd = gpu.alloc([rows], "f32", "addLayerNorm.rstd");
+  gpu.dispatch(
+    { shader: SHADER, entry: "add_forward", constants: { WG: workgroupFor(n) } },
+    [x, gamma, beta, y, mean, rstd, residual, sum],
+    [u32(rows), u32(n), f32(eps)],
+    Gpu.grid(rows),
+  );
+  return { y, sum, mean, rstd };
+}
+
+/**
+ * LayerNorm backward. Returns `dx` (a new tensor) and ACCUMULATES the parameter gradients:
+ * `dgamma += Σ_rows dy·x̂`, `dbeta += Σ_rows dy` (deterministic order: fixed blocks of rows, then
+ * the blocks in order). `x` is the forward's normalised input (`sum` for {@linkcode addLayerNorm}).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { layerNorm, layerNormBackward } from "./layer_norm.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2, 3, 5]), [2, 2]);
+ * const gamma = gpu.fromArray(new Float32Array([1, 1]), [2]);
+ * const beta = gpu.zeros([2]);
+ * const { y, mean, rstd } = layerNorm(gpu, x, gamma, beta, 1e-5);
+ * const dgamma = gpu.zeros([2]), dbeta = gpu.zeros([2]);
+ * const dx = layerNormBackward(gpu, y, x, mean, rstd, gamma, dgamma, dbeta);
+ * console.log(await gpu.read(dbeta)); // ≈ [-2, 2]
+ * gpu.release(x, gamma, beta, y, mean, rstd, dgamma, dbeta, dx);
+ * ```
+ */
+export function layerNormBackward(
+  gpu: Gpu,
+  dy: Tensor,
+  x: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  gamma: Tensor,
+  dgamma: Tensor,
+  dbeta: Tensor,
+): Tensor {
+  const op = "layerNormBackward";
+  for (const [name, t] of Object.entries({ dy, x, mean, rstd, gamma, dgamma, dbeta })) {
+    checkF32(op, name, t);
+  }
+  if (x.shape.length < 1 || x.size === 0) {
+    throw new RangeError(`${op}: x must have at least one element and rank ≥ 1, got ${x}`);
+  }
+  const n = x.shape[x.shape.length - 1];
+  const rows = x.size / n;
+  if (dy.shape.join() !== x.shape.join()) {
+    throw new RangeError(`${op}: dy ${dy} must match x ${x}`);
+  }
+  for (const [name, t] of Object.entries({ mean, rstd })) {
+    if (t.size !== rows) {
+      throw new RangeError(`${op}: ${name} ${t} must have ${rows} rows (x ${x})`);
+    }
+  }
+  for (const [name, t] of Object.entries({ gamma, dgamma, dbeta })) {
+    if (t.shape.length !== 1 || t.shape[0] !== n) {
+      throw new RangeError(`${op}: ${name} must be [${n}] to match x ${x}, got ${t}`);
+    }
+  }
+  const wg = workgroupFor(n);
+  const dx = gpu.alloc(x.shape, "f32", "layerNormBackward.dx");
+  gpu.dispatch(
+    { shader: SHADER, entry: "backward_dx", constants: { WG: wg } },
+    [dy, x, mean, rstd, gamma, dx],
+    [u32(rows), u32(n)],
+    Gpu.grid(rows),
+  );
+  const blocks = Math.ceil(rows / ROW_BLOCK);
+  const colGroups = Math.ceil(n / 256);
+  const partial = gpu.alloc([blocks, n, 2], "f32", "layerNormBackward.partial");
+  gpu.dispatch(
+    { shader: SHADER, entry: "backward_partials", constants: { WG: 256 } },
+    [dy, x, mean, rstd, partial],
+    [u32(rows), u32(n), u32(colGroups), u32(blocks)],
+    Gpu.grid(colGroups * blocks),
+  );
+  gpu.dispatch(
+    { shader: SHADER, entry: "backward_params", constants: { WG: 256 } },
+    [partial, dgamma, dbeta],
+    [u32(n), u32(blocks)],
+    [Math.ceil(n / 256)],
+  );
+  // Dispatches run in recording order, so the buffer can go back to the pool now.
+  gpu.release(partial);
+  return dx;
+}

@@ -1,0 +1,110 @@
+// Row softmax with an optional additive mask (one mask row shared by `rows_per_mask` consecutive
+// rows), and its backward. One workgroup per row; max, sum and output in three passes.
+struct Params { rows: u32, cols: u32, rows_per_mask: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+// forward_masked only.
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
+
+// Power of two.
+override WG: u32 = 256u;
+var<workgroup> red: array<f32, WG>;
+
+fn workgroup_max(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn workgroup_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+// Passes 2 and 3 over the logits pass 1 stored in y (each invocation reads only its own).
+fn finish(base: u32, lid: u32, local_max: f32) {
+  let m = workgroup_max(local_max, lid);
+  var s = 0.0;
+  for (var i = lid; i < p.cols; i += WG) {
+    let e = exp(y[base + i] - m);
+    y[base + i] = e;
+    s += e;
+  }
+  let inv = 1.0 / workgroup_sum(s, lid);
+  for (var i = lid; i < p.cols; i += WG) { y[base + i] *= inv; }
+}
+
+@compute @workgroup_size(WG)
+fn forward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  var m = -3.4028235e38;
+  for (var i = lid; i < p.cols; i += WG) {
+    let v = x[base + i];
+    y[base + i] = v;
+    m = max(m, v);
+  }
+  finish(base, lid, m);
+}
+
+@compute @workgroup_size(WG)
+fn forward_masked(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let mbase = (row / p.rows_per_mask) * p.cols;
+  var m = -3.4028235e38;
+  for (var i = lid; i < p.cols; i += WG) {
+    let v = x[base + i] + mask[mbase + i];
+    y[base + i] = v;
+    m = max(m, v);
+  }
+  finish(base, lid, m);
+}
+
+// dx = y·(dy − Σ dy·y).
+struct BackParams { rows: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> bp: BackParams;
+@group(0) @binding(1) var<storage, read> b_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> b_y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> b_dx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn backward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= bp.rows) { return; }
+  let base = row * bp.cols;
+  var s = 0.0;
+  for (var i = lid; i < bp.cols; i += WG) { s += b_dy[base + i] * b_y[base + i]; }
+  let dot = workgroup_sum(s, lid);
+  for (var i = lid; i < bp.cols; i += WG) {
+    b_dx[base + i] = b_y[base + i] * (b_dy[base + i] - dot);
+  }
+}
