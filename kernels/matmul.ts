@@ -1,0 +1,486 @@
+/**
+ * Matrix products: `matmul` (rank 2 or batched rank 3, optional transposes, alpha, accumulate),
+ * `linear` (`X·Wᵀ + b` with Hugging Face `[out, in]` weights) and its backward.
+ *
+ * One tiled kernel (`matmul.wgsl`) serves all of them: the transposes are `override` flags, the tile
+ * shape is chosen per problem size by {@linkcode matmulTiles}, and an operand whose contiguous axis
+ * is a multiple of 4 is read as `vec4`. Bias column sums use `matmul_colsum.wgsl`.
+ * @module
+ */
+import { f32, type Gpu, u32 } from "./runtime.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** Options of {@linkcode matmul}. */
+export interface MatmulOptions {
+  /** A is stored transposed: `[., K, M]`. */
+  transA?: boolean;
+  /** B is stored transposed: `[., N, K]`. */
+  transB?: boolean;
+  /** Add the product to `out` instead of overwriting it (`out` is then required). */
+  accumulate?: boolean;
+  /** Scale of the product (default 1). */
+  alpha?: number;
+}
+
+/**
+ * Workgroup shape of the tiled kernel: WX×WY threads, each a (4·TM4)×(4·TN4) register block, so a
+ * tile of C is (4·TM4·WY)×(4·TN4·WX); K advances BK at a time.
+ */
+export interface MatmulTiles {
+  /** Threads along N. */
+  WX: number;
+  /** Threads along M. */
+  WY: number;
+  /** K tile held in workgroup memory (multiple of 4). */
+  BK: number;
+  /** Rows per thread / 4 (1, 2 or 4). */
+  TM4: number;
+  /** Columns per thread / 4 (1, 2 or 4). */
+  TN4: number;
+}
+
+// Tile table, first match wins. Measured numbers are in kernels/MATMUL_NOTES.md. On lavapipe
+// (llvmpipe: 8-lane SIMD on CPU cores) every workgroup- or storage-memory access runs a per-lane
+// loop of about 20 ns per invocation, while an FMA costs under 0.1 ns, so speed is set by FMAs per
+// load: a 16×16 register block (32 FMAs per vec4 load) ran 1024³ at 4–6× the 4×4 block's rate on the
+// same loaded machine, and 8×8 threads × 16×16 blocks (128×128 tiles, BK 32) beat every other shape
+// tried. Real GPUs would spill a 256-float block, so they get the classic 128×128 tile from 16×16
+// threads × 8×8 blocks (not measured here: no GPU was available for tuning).
+const TILE_TABLE: {
+  name: string;
+  cpu: boolean;
+  when: (m: number, n: number, k: number) => boolean;
+  tiles: MatmulTiles;
+}[] = [
+  // Tiny products (tests, small batches): light 32×32 tiles of 4×4 blocks; they compile in a
+  // fraction of the time of the unrolled 16×16 block, which matters more than speed here.
+  {
+    name: "cpu-tiny",
+    cpu: true,
+    when: (m, n) => m * n < 128 * 128,
+    tiles: { WX: 8, WY: 8, BK: 16, TM4: 1, TN4: 1 },
+  },
+  // Fewer than four 128×128 tiles leave a core idle: 64×64 tiles of 8×8 blocks.
+  {
+    name: "cpu-mid",
+    cpu: true,
+    when: (m, n) => m * n < 4 * 128 * 128,
+    tiles: { WX: 8, WY: 8, BK: 16, TM4: 2, TN4: 2 },
+  },
+  {
+    name: "cpu-large",
+    cpu: true,
+    when: () => true,
+    tiles: { WX: 8, WY: 8, BK: 32, TM4: 4, TN4: 4 },
+  },
+  // Fewer than ~2 waves of 128×128 tiles on a large GPU: 32×32 tiles give more workgroups.
+  {
+    name: "gpu-small",
+    cpu: false,
+    when: (m, n) => m * n < 256 * 128 * 128,
+    tiles: { WX: 8, WY: 8, BK: 16, TM4: 1, TN4: 1 },
+  },
+  {
+    name: "gpu-large",
+    cpu: false,
+    when: () => true,
+    tiles: { WX: 16, WY: 16, BK: 16, TM4: 2, TN4: 2 },
+  },
+];
+
+/**
+ * The tile configuration the kernels use for an `[M,K]·[K,N]` product (per batch entry), on a CPU
+ * (software) adapter when `cpu` is true.
+ *
+ * @example
+ * ```ts
+ * import { matmulTiles } from "./matmul.ts";
+ * console.log(matmulTiles(1024, 1024, 1024, true)); // { WX: 8, WY: 8, BK: 32, TM4: 4, TN4: 4 }
+ * ```
+ */
+export function matmulTiles(m: number, n: number, k: number, cpu = false): MatmulTiles {
+  return forced ?? TILE_TABLE.find((e) => e.cpu === cpu && e.when(m, n, k))!.tiles;
+}
+
+/** Whether the adapter is a software (CPU) one such as lavapipe, which wants other tiles. */
+export function isCpuAdapter(gpu: Gpu): boolean {
+  const info = gpu.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
+}
+
+/** Every tile configuration of the shape table, by name (tests run each one). */
+export const MATMUL_TILE_CONFIGS: Record<string, MatmulTiles> = Object.fromEntries(
+  TILE_TABLE.map((e) => [e.name, e.tiles]),
+);
+
+let forced: MatmulTiles | null = null;
+
+/**
+ * Makes every following product use `tiles` (null restores the shape table). For tests and
+ * benchmarks that compare configurations; WX·WY ≤ 256, BK a multiple of 4, TM4 and TN4 in 1, 2, 4.
+ *
+ * @example
+ * ```ts
+ * import { forceMatmulTiles, matmulTiles } from "./matmul.ts";
+ * forceMatmulTiles({ WX: 8, WY: 8, BK: 8, TM4: 1, TN4: 1 });
+ * console.log(matmulTiles(1024, 1024, 1024)); // { WX: 8, WY: 8, BK: 8, TM4: 1, TN4: 1 }
+ * forceMatmulTiles(null);
+ * ```
+ */
+export function forceMatmulTiles(tiles: MatmulTiles | null): void {
+  const bad = tiles && (tiles.BK % 4 !== 0 || tiles.BK < 4 || tiles.WX * tiles.WY > 256 ||
+    ![1, 2, 4].includes(tiles.TM4) || ![1, 2, 4].includes(tiles.TN4));
+  if (bad) {
+    throw new RangeError(
+      `forceMatmulTiles: need BK a multiple of 4, WX·WY ≤ 256, TM4 and TN4 in {1, 2, 4}; got ${
+        JSON.stringify(tiles)
+      }`,
+    );
+  }
+  forced = tiles;
+}
+
+const MAX_WORKGROUPS = 65535;
+
+interface Gemm {
+  op: string;
+  a: Tensor;
+  b: Tensor;
+  out: Tensor;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  alpha: number;
+  accumulate: boolean;
+  bias: Tensor | null;
+}
+
+const cpuAdapters = new WeakMap<Gpu, boolean>();
+
+/** Whether an operand can be read as vec4: its contiguous axis and its view start are 4-aligned. */
+function vec4Ok(t: Tensor, contiguous: number): boolean {
+  return contiguous % 4 === 0 && t.offset % 16 === 0;
+}
+
+/** Records one dispatch of the tiled kernel (shapes already validated). */
+function gemm(gpu: Gpu, g: Gemm): void {
+  let cpu = cpuAdapters.get(gpu);
+  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  const t = matmulTiles(g.m, g.n, g.k, cpu);
+  const wx = Math.ceil(g.n / (4 * t.TN4 * t.WX));
+  const wy = Math.ceil(g.m / (4 * t.TM4 * t.WY));
+  if (wx > MAX_WORKGROUPS || wy > MAX_WORKGROUPS || g.batch > MAX_WORKGROUPS) {
+    throw new RangeError(
+      `${g.op}: [${g.batch}, ${g.m}, ${g.n}] output needs [${wx}, ${wy}, ${g.batch}] workgroups ` +
+        `(max ${MAX_WORKGROUPS} per dimension); split the product`,
+    );
+  }
+  const vecA = vec4Ok(g.a, g.transA ? g.m : g.k);
+  const vecB = vec4Ok(g.b, g.transB ? g.k : g.n);
+  gpu.dispatch(
+    {
+      shader: "matmul.wgsl",
+      constants: { WX: t.WX, WY: t.WY, BK: t.BK, TRANS_A: +g.transA, TRANS_B: +g.transB },
+      template: { vec_a: vecA, vec_b: vecB, tm4: t.TM4, tn4: t.TN4 },
+    },
+    // Without a bias, binding 4 reads B again (never touched: hasBias is 0).
+    [g.a, g.b, g.out, g.bias ?? g.b],
+    [
+      u32(g.m),
+      u32(g.n),
+      u32(g.k),
+      u32(g.batch === 1 ? 0 : g.m * g.k),
+      u32(g.batch === 1 ? 0 : g.k * g.n),
+      u32(g.batch === 1 ? 0 : g.m * g.n),
+      f32(g.alpha),
+      u32(g.accumulate ? 1 : 0),
+      u32(g.bias ? 1 : 0),
+    ],
+    [wx, wy, g.batch],
+  );
+}
+
+function describe(t: Tensor): string {
+  return `[${t.shape.join(", ")}]`;
+}
+
+function expectF32(op: string, name: string, t: Tensor): void {
+  if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
+}
+
+function expectDistinct(op: string, out: Tensor, inputs: (Tensor | null)[]): void {
+  for (const t of inputs) {
+    if (t && t.buffer === out.buffer) {
+      throw new RangeError(`${op}: the output ${t} must not share a buffer with an input`);
+    }
+  }
+}
+
+/** Checks (or allocates) an output of `shape`; an output of the same size and last dim is fine. */
+function outputFor(
+  gpu: Gpu,
+  op: string,
+  shape: number[],
+  out: Tensor | undefined,
+  label: string,
+): Tensor {
+  if (!out) return gpu.alloc(shape, "f32", label);
+  expectF32(op, "out", out);
+  const size = shape.reduce((x, y) => x * y, 1);
+  if (out.size !== size || out.shape[out.shape.length - 1] !== shape[shape.length - 1]) {
+    throw new RangeError(
+      `${op}: out ${describe(out)} does not match the result [${shape.join(", ")}]`,
+    );
+  }
+  return out;
+}
+
+/**
+ * `C = alpha·op(A)·op(B)` (`+ C` when `accumulate`). Rank 2 (`[M,K]·[K,N]`) or rank 3 batched
+ * (`[batch,M,K]·[batch,K,N]`); with `transA` A is stored `[., K, M]`, with `transB` B is `[., N, K]`.
+ * Returns `out` (allocated when not given).
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { matmul } from "./matmul.ts";
+ * const gpu = await Gpu.create();
+ * const a = gpu.fromArray(new Float32Array([1, 2, 3, 4]), [2, 2]);
+ * const b = gpu.fromArray(new Float32Array([1, 0, 0, 1]), [2, 2]);
+ * console.log(await gpu.read(matmul(gpu, a, b, { alpha: 2 }))); // Float32Array [2, 4, 6, 8]
+ * ```
+ */
+export function matmul(
+  gpu: Gpu,
+  a: Tensor,
+  b: Tensor,
+  opts: MatmulOptions = {},
+  out?: Tensor,
+): Tensor {
+  const op = "matmul";
+  const { transA = false, transB = false, accumulate = false, alpha = 1 } = opts;
+  expectF32(op, "A", a);
+  expectF32(op, "B", b);
+  const rank = a.shape.length;
+  if ((rank !== 2 && rank !== 3) || b.shape.length !== rank) {
+    throw new TypeError(
+      `${op}: A and B must both have rank 2 or both rank 3, got A ${describe(a)}, B ${describe(b)}`,
+    );
+  }
+  const batch = rank === 3 ? a.shape[0] : 1;
+  if (rank === 3 && b.shape[0] !== batch) {
+    throw new RangeError(`${op}: batch mismatch, A ${describe(a)} vs B ${describe(b)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2), [br, bc] = b.shape.slice(-2);
+  const [m, ka] = transA ? [ac, ar] : [ar, ac];
+  const [kb, n] = transB ? [bc, br] : [br, bc];
+  if (ka !== kb) {
+    throw new RangeError(
+      `${op}: inner dimensions differ: op(A) of A ${describe(a)} has K=${ka}, op(B) of ` +
+        `B ${describe(b)} has K=${kb} (transA=${transA}, transB=${transB})`,
+    );
+  }
+  if (!Number.isFinite(alpha)) throw new RangeError(`${op}: alpha must be finite, got ${alpha}`);
+  if (accumulate && !out) throw new TypeError(`${op}: accumulate needs an out tensor to add to`);
+  const shape = rank === 3 ? [batch, m, n] : [m, n];
+  const c = outputFor(gpu, op, shape, out, "matmul.out");
+  expectDistinct(op, c, [a, b]);
+  if (ka === 0) {
+    if (!accumulate) gpu.fill(c, 0);
+    return c;
+  }
+  gemm(gpu, {
+    op,
+    a,
+    b,
+    out: c,
+    batch,
+    m,
+    n,
+    k: ka,
+    transA,
+    transB,
+    alpha,
+    accumulate,
+    bias: null,
+  });
+  return c;
+}
+
+/** Rows (all leading dims) and last dim of a rank ≥ 1 tensor. */
+function rowsOf(t: Tensor): [number, number] {
+  const last = t.shape[t.shape.length - 1];
+  return [last === 0 ? 0 : t.size / last, last];
+}
+
+/**
+ * `Y[M,N] = X[M,K]·W[N,K]ᵀ + b[N]` (Hugging Face weights are `[out, in]`). X may have any rank ≥ 1;
+ * its leading dims are the rows, and Y keeps them: `[..., K]` → `[..., N]`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { linear } from "./matmul.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2]), [1, 2]);
+ * const w = gpu.fromArray(new Float32Array([1, 1, 1, -1, 0, 3]), [3, 2]);
+ * const b = gpu.fromArray(new Float32Array([0, 0, 1]), [3]);
+ * console.log(await gpu.read(linear(gpu, x, w, b))); // Float32Array [3, -1, 7]
+ * ```
+ */
+export function linear(
+  gpu: Gpu,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | null,
+  out?: Tensor,
+): Tensor {
+  const op = "linear";
+  expectF32(op, "X", x);
+  expectF32(op, "W", w);
+  if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
+  if (w.shape.length !== 2) {
+    throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);
+  }
+  const [m, k] = rowsOf(x);
+  const [n, kw] = w.shape;
+  if (k !== kw || k === 0) {
+    throw new RangeError(
+      `${op}: X ${describe(x)} has ${k} features but W ${describe(w)} expects ${kw}`,
+    );
+  }
+  if (b) {
+    expectF32(op, "b", b);
+    if (b.shape.length !== 1 || b.shape[0] !== n) {
+      throw new RangeError(`${op}: bias ${describe(b)} must be [${n}] for W ${describe(w)}`);
+    }
+  }
+  const y = outputFor(gpu, op, [...x.shape.slice(0, -1), n], out, "linear.out");
+  expectDistinct(op, y, [x, w, b]);
+  if (m === 0 || n === 0) return y;
+  gemm(gpu, {
+    op,
+    a: x,
+    b: w,
+    out: y,
+    batch: 1,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: true,
+    alpha: 1,
+    accumulate: false,
+    bias: b,
+  });
+  return y;
+}
+
+/**
+ * Backward of {@linkcode linear}: `dW += dYᵀ·X`, `db += column sums of dY` (when `db` is given),
+ * and returns `dX = dY·W` (a new tensor shaped like X) unless `needInput` is false (then null).
+ * Gradients ACCUMULATE into `dw` and `db`: zero them at the start of a step.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { linearBackward } from "./matmul.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2]), [1, 2]);
+ * const w = gpu.fromArray(new Float32Array([1, 1, 1, -1, 0, 3]), [3, 2]);
+ * const dy = gpu.fromArray(new Float32Array([1, 0, 2]), [1, 3]);
+ * const dw = gpu.zeros([3, 2]), db = gpu.zeros([3]);
+ * const dx = linearBackward(gpu, x, w, dy, dw, db)!;
+ * console.log(await gpu.read(dx)); // Float32Array [1, 7]
+ * console.log(await gpu.read(dw)); // Float32Array [1, 2, 0, 0, 2, 4]
+ * ```
+ */
+export function linearBackward(
+  gpu: Gpu,
+  x: Tensor,
+  w: Tensor,
+  dy: Tensor,
+  dw: Tensor,
+  db: Tensor | null,
+  needInput = true,
+): Tensor | null {
+  const op = "linearBackward";
+  for (const [name, t] of [["X", x], ["W", w], ["dY", dy], ["dW", dw]] as const) {
+    expectF32(op, name, t);
+  }
+  if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
+  if (w.shape.length !== 2) {
+    throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);
+  }
+  const [m, k] = rowsOf(x);
+  const [n, kw] = w.shape;
+  const [my, ny] = rowsOf(dy);
+  if (k !== kw || ny !== n || my !== m) {
+    throw new RangeError(
+      `${op}: shapes disagree: X ${describe(x)}, W ${describe(w)}, dY ${describe(dy)} ` +
+        `(want X [..., ${kw}] and dY [..., ${n}] with the same rows)`,
+    );
+  }
+  if (dw.size !== n * k || dw.shape[dw.shape.length - 1] !== k) {
+    throw new RangeError(`${op}: dW ${describe(dw)} must match W ${describe(w)}`);
+  }
+  if (db) {
+    expectF32(op, "db", db);
+    if (db.shape.length !== 1 || db.shape[0] !== n) {
+      throw new RangeError(`${op}: db ${describe(db)} must be [${n}] for W ${describe(w)}`);
+    }
+  }
+  expectDistinct(op, dw, [x, w, dy, db]);
+  if (db) expectDistinct(op, db, [x, w, dy]);
+  if (m > 0 && k > 0 && n > 0) {
+    // dW[N,K] += dYᵀ[N,M]·X[M,K]: dY is stored [M,N], i.e. op(A) transposed.
+    gemm(gpu, {
+      op,
+      a: dy,
+      b: x,
+      out: dw,
+      batch: 1,
+      m: n,
+      n: k,
+      k: m,
+      transA: true,
+      transB: false,
+      alpha: 1,
+      accumulate: true,
+      bias: null,
+    });
+  }
+  if (db && m > 0 && n > 0) {
+    gpu.dispatch(
+      { shader: "matmul_colsum.wgsl" },
+      [dy, db],
+      [u32(m), u32(n)],
+      [Math.ceil(n / 64)],
+    );
+  }
+  if (!needInput) return null;
+  const dx = gpu.alloc(x.shape, "f32", "linear.dx");
+  if (n === 0) gpu.fill(dx, 0);
+  else if (m > 0 && k > 0) {
+    gemm(gpu, {
+      op,
+      a: dy,
+      b: w,
+      out: dx,
+      batch: 1,
+      m,
+      n: k,
+      k: n,
+      transA: false,
+      transB: false,
+      alpha: 1,
+      accumulate: false,
+      bias: null,
+    });
+  }
+  return dx;
+}

@@ -1,0 +1,164 @@
+// Tiled matmul: C = alpha·op(A)·op(B) (+ C) (+ bias[col]), batched over dispatch z.
+// op(A) is [M,K], stored [M,K] (lda = K) or, with TRANS_A, [K,M] (lda = M); op(B) is [K,N], stored
+// [K,N] (ldb = N) or, with TRANS_B, [N,K] (ldb = K).
+//
+// A workgroup of WX×WY threads owns a BM×BN tile of C (BM = TM·WY, BN = TN·WX); each thread a
+// TM×TN register block, TM = 4·tm4 rows and TN = 4·tn4 columns. K advances BK at a time through
+// workgroup memory. The tiles keep the operand's memory layout (k-contiguous or m/n-contiguous), so
+// a thread copies whole vec4 groups without scattering; the inner loop takes 4 k at a time and
+// turns either layout into "4 k of one row" (a_i) and "4 k of one column" (b_j).
+//
+// Template variables (they change code, not just values): tm4/tn4 size the register block, which
+// is unrolled here because WGSL function arrays need constant sizes and software rasterisers
+// (lavapipe) spill dynamically indexed arrays to memory; vec_a/vec_b bind that operand as
+// array<vec4f> (the caller guarantees its contiguous length and view offset are multiples of 4),
+// otherwise a group's four elements are read one by one with per-element bounds checks.
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  strideA: u32, // batch strides, in elements (0 for one batch)
+  strideB: u32,
+  strideC: u32,
+  alpha: f32,
+  accumulate: u32, // 1: C += …, 0: C = …
+  hasBias: u32, // 1: + bias[col]
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+{% if vec_a %}@group(0) @binding(1) var<storage, read> a: array<vec4f>;
+{% else %}@group(0) @binding(1) var<storage, read> a: array<f32>;
+{% endif %}{% if vec_b %}@group(0) @binding(2) var<storage, read> b: array<vec4f>;
+{% else %}@group(0) @binding(2) var<storage, read> b: array<f32>;
+{% endif %}@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+override WX: u32 = 8u; // threads along N
+override WY: u32 = 8u; // threads along M
+override BK: u32 = 16u; // K tile (multiple of 4)
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+const TM = {{ tm4 * 4 }}u; // rows per thread
+const TN = {{ tn4 * 4 }}u; // columns per thread
+
+// Tiles in vec4 units, laid out as in memory: A is [BM][BK/4] (k-contiguous) or [BK][BM/4]
+// (TRANS_A, m-contiguous); B is [BN][BK/4] (TRANS_B) or [BK][BN/4].
+var<workgroup> As: array<vec4f, BK * WY * TM / 4u>;
+var<workgroup> Bs: array<vec4f, BK * WX * TN / 4u>;
+
+// Four elements of the stored operand starting at flat element `i` (a multiple of 4 in vec mode),
+// zero where the group leaves the matrix: `inRow` says whether the row exists, `col` is the first
+// index along the contiguous axis and `len` that axis' length.
+fn loadA4(i: u32, inRow: bool, col: u32, len: u32) -> vec4f {
+{% if vec_a %}  if (inRow && col < len) { return a[i / 4u]; }
+  return vec4f(0.0);
+{% else %}  var v = vec4f(0.0);
+  if (inRow) {
+    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = a[i + e]; } }
+  }
+  return v;
+{% endif %}}
+
+fn loadB4(i: u32, inRow: bool, col: u32, len: u32) -> vec4f {
+{% if vec_b %}  if (inRow && col < len) { return b[i / 4u]; }
+  return vec4f(0.0);
+{% else %}  var v = vec4f(0.0);
+  if (inRow) {
+    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = b[i + e]; } }
+  }
+  return v;
+{% endif %}}
+
+// Writes four results of row `row` starting at column `col` (epilogue: alpha, bias, accumulate).
+fn store4(base: u32, row: u32, col: u32, v: vec4f) {
+  if (row >= p.M) { return; }
+  for (var e = 0u; e < 4u; e++) {
+    let n = col + e;
+    if (n >= p.N) { return; }
+    let idx = base + row * p.N + n;
+    var r = p.alpha * v[e];
+    if (p.hasBias != 0u) { r += bias[n]; }
+    if (p.accumulate != 0u) { r += c[idx]; }
+    c[idx] = r;
+  }
+}
+
+@compute @workgroup_size(WX, WY, 1)
+fn main(
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+  @builtin(workgroup_id) wg: vec3u,
+) {
+  let BM = TM * WY;
+  let BN = TN * WX;
+  let BK4 = BK / 4u;
+  let threads = WX * WY;
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  let baseA = wg.z * p.strideA;
+  let baseB = wg.z * p.strideB;
+
+  // acc_i_q: row i of the block, columns 4q..4q+3.
+{% for i in range(tm4 * 4) %}{% for q in range(tn4) %}  var acc_{{ i }}_{{ q }} = vec4f(0.0);
+{% endfor %}{% endfor %}
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    for (var g = li; g < BM * BK4; g += threads) {
+      if (TRANS_A) {
+        let kk = g / (BM / 4u);
+        let m = row0 + (g % (BM / 4u)) * 4u;
+        As[g] = loadA4(baseA + (k0 + kk) * p.M + m, k0 + kk < p.K, m, p.M);
+      } else {
+        let m = row0 + g / BK4;
+        let k = k0 + (g % BK4) * 4u;
+        As[g] = loadA4(baseA + m * p.K + k, m < p.M, k, p.K);
+      }
+    }
+    for (var g = li; g < BN * BK4; g += threads) {
+      if (TRANS_B) {
+        let n = col0 + g / BK4;
+        let k = k0 + (g % BK4) * 4u;
+        Bs[g] = loadB4(baseB + n * p.K + k, n < p.N, k, p.K);
+      } else {
+        let kk = g / (BN / 4u);
+        let n = col0 + (g % (BN / 4u)) * 4u;
+        Bs[g] = loadB4(baseB + (k0 + kk) * p.N + n, k0 + kk < p.K, n, p.N);
+      }
+    }
+    workgroupBarrier();
+    for (var kq = 0u; kq < BK4; kq++) {
+      // a_i = 4 k of block row i; b_j = 4 k of block column j.
+{% for i in range(tm4 * 4) %}      var a_{{ i }}: vec4f;
+{% endfor %}{% for j in range(tn4 * 4) %}      var b_{{ j }}: vec4f;
+{% endfor %}      if (TRANS_A) {
+{% for kk in range(4) %}{% for q in range(tm4) %}        {
+          let v = As[(kq * 4u + {{ kk }}u) * (BM / 4u) + lid.y * {{ tm4 }}u + {{ q }}u];
+          a_{{ q * 4 }}[{{ kk }}] = v.x;
+          a_{{ q * 4 + 1 }}[{{ kk }}] = v.y;
+          a_{{ q * 4 + 2 }}[{{ kk }}] = v.z;
+          a_{{ q * 4 + 3 }}[{{ kk }}] = v.w;
+        }
+{% endfor %}{% endfor %}      } else {
+{% for i in range(tm4 * 4) %}        a_{{ i }} = As[(lid.y * TM + {{ i }}u) * BK4 + kq];
+{% endfor %}      }
+      if (TRANS_B) {
+{% for j in range(tn4 * 4) %}        b_{{ j }} = Bs[(lid.x * TN + {{ j }}u) * BK4 + kq];
+{% endfor %}      } else {
+{% for kk in range(4) %}{% for q in range(tn4) %}        {
+          let v = Bs[(kq * 4u + {{ kk }}u) * (BN / 4u) + lid.x * {{ tn4 }}u + {{ q }}u];
+          b_{{ q * 4 }}[{{ kk }}] = v.x;
+          b_{{ q * 4 + 1 }}[{{ kk }}] = v.y;
+          b_{{ q * 4 + 2 }}[{{ kk }}] = v.z;
+          b_{{ q * 4 + 3 }}[{{ kk }}] = v.w;
+        }
+{% endfor %}{% endfor %}      }
+{% for i in range(tm4 * 4) %}{% for q in range(tn4) %}      acc_{{ i }}_{{ q }} += vec4f(dot(a_{{ i }}, b_{{ q * 4 }}), dot(a_{{ i }}, b_{{ q * 4 + 1 }}), dot(a_{{ i }}, b_{{ q * 4 + 2 }}), dot(a_{{ i }}, b_{{ q * 4 + 3 }}));
+{% endfor %}{% endfor %}    }
+    workgroupBarrier();
+  }
+
+  let baseC = wg.z * p.strideC;
+  let r0 = row0 + lid.y * TM;
+  let c0 = col0 + lid.x * TN;
+{% for i in range(tm4 * 4) %}{% for q in range(tn4) %}  store4(baseC, r0 + {{ i }}u, c0 + {{ q * 4 }}u, acc_{{ i }}_{{ q }});
+{% endfor %}{% endfor %}}

@@ -1,0 +1,16 @@
+// Bias gradient: db[n] += Σ_m dy[m, n] for dy [M, N]. One thread per column sums the rows in order,
+// so the result is deterministic (same order every run); neighbouring threads read neighbouring
+// columns, so each row is read contiguously.
+struct Params { M: u32, N: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let n = gid.x;
+  if (n >= p.N) { return; }
+  var s = 0.0;
+  for (var m = 0u; m < p.M; m++) { s += dy[m * p.N + n]; }
+  db[n] += s;
+}
