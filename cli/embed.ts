@@ -1,0 +1,73 @@
+/**
+ * `embed --model DIR --input IN.jsonl --out OUT.safetensors [--pooling cls|mean|pooler]
+ * [--max-length N] [--batch-size N] [--tokenizer DIR]`: one F32 tensor `embeddings`
+ * [lines, hidden], not normalised, in input order.
+ * @module
+ */
+import { choiceFlag, numberFlag, parseFlags, required } from "./flags.ts";
+import { readJsonl } from "./jsonl.ts";
+import { Gpu } from "../kernels/runtime.ts";
+import { type EmbedInput, Encoder } from "../model/encoder.ts";
+import { writeSafetensors } from "../model/safetensors.ts";
+
+/** Runs the `embed` command. */
+export async function embedCommand(args: string[]): Promise<void> {
+  const f = parseFlags("embed", args, {
+    model: { type: "string" },
+    input: { type: "string" },
+    out: { type: "string" },
+    pooling: { type: "string" },
+    "max-length": { type: "string" },
+    "batch-size": { type: "string" },
+    tokenizer: { type: "string" },
+  });
+  const modelDir = required("embed", f, "model");
+  const input = required("embed", f, "input");
+  const out = required("embed", f, "out");
+  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
+  const maxLength = numberFlag(f, "max-length", { integer: true, min: 2 }) ?? 512;
+  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
+  const rows = await readJsonl(input);
+  const inputs: EmbedInput[] = rows.map(({ line, value }) => {
+    if (Array.isArray(value.input_ids)) {
+      const ids = value.input_ids;
+      if (!ids.every((x) => Number.isInteger(x))) {
+        throw new Error(`${input}:${line}: input_ids must be integers`);
+      }
+      return { inputIds: ids as number[] };
+    }
+    if (typeof value.text === "string") return { text: value.text };
+    throw new Error(`${input}:${line}: expected "text" (string) or "input_ids" (array)`);
+  });
+  const gpu = await Gpu.create();
+  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
+  for (const [i, x] of inputs.entries()) {
+    if ("inputIds" in x) {
+      try {
+        // Validates ids against the vocabulary and the position table before any GPU work.
+        const bad = x.inputIds.find((id) => id < 0 || id >= encoder.config.vocabSize);
+        if (bad !== undefined) throw new RangeError(`id ${bad} is outside the vocabulary`);
+        if (x.inputIds.length > encoder.maxSequence) {
+          throw new RangeError(
+            `${x.inputIds.length} ids exceed the position table (${encoder.maxSequence})`,
+          );
+        }
+      } catch (e) {
+        throw new Error(`${input}:${rows[i].line}: ${(e as Error).message}`);
+      }
+    }
+  }
+  const t0 = performance.now();
+  const emb = await encoder.embed(inputs, { pooling, maxLength, batchSize });
+  const secs = (performance.now() - t0) / 1000;
+  await writeSafetensors(out, [{
+    name: "embeddings",
+    shape: [inputs.length, encoder.config.hiddenSize],
+    data: emb,
+  }]);
+  console.error(
+    `embedded ${inputs.length} lines in ${secs.toFixed(2)} s ` +
+      `(${(inputs.length / secs).toFixed(1)} embeddings/s) → ${out}`,
+  );
+  encoder.release();
+}

@@ -1,0 +1,41 @@
+/**
+ * `init --out DIR --config tiny|base|large|FILE.json [--tokenizer DIR] [--seed N] [--vocab-size N]`:
+ * writes a randomly initialised Hugging Face-format model directory.
+ * @module
+ */
+import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { parseConfig, presetConfig, type XlmrConfig } from "../model/config.ts";
+import { initModelDir } from "../model/init.ts";
+import { XlmrTokenizer } from "../model/tokenizer.ts";
+
+/** Runs the `init` command. */
+export async function initCommand(args: string[]): Promise<void> {
+  const f = parseFlags("init", args, {
+    out: { type: "string" },
+    config: { type: "string" },
+    tokenizer: { type: "string" },
+    seed: { type: "string" },
+    "vocab-size": { type: "string" },
+  });
+  const out = required("init", f, "out");
+  const name = required("init", f, "config");
+  const seed = numberFlag(f, "seed", { integer: true, min: 0 }) ?? 0;
+  let vocabSize = numberFlag(f, "vocab-size", { integer: true, min: 4 });
+  if (f.tokenizer && vocabSize === undefined) {
+    vocabSize = (await XlmrTokenizer.fromDir(String(f.tokenizer))).vocabSize;
+  }
+  let config: XlmrConfig;
+  if (name === "tiny" || name === "base" || name === "large") {
+    config = presetConfig(name, vocabSize ? { vocabSize } : {});
+  } else if (name.endsWith(".json")) {
+    config = parseConfig(JSON.parse(await Deno.readTextFile(name)), name);
+    if (vocabSize) config = { ...config, vocabSize };
+  } else {
+    choiceFlag({ config: name }, "config", ["tiny", "base", "large", "FILE.json"]);
+    throw new UsageError("unreachable");
+  }
+  await initModelDir(out, config, { seed, tokenizerDir: f.tokenizer as string | undefined });
+  console.log(
+    `wrote ${out}: hidden ${config.hiddenSize}, ${config.numLayers} layers, vocab ${config.vocabSize}`,
+  );
+}

@@ -1,0 +1,81 @@
+/**
+ * `tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]`: one
+ * `{"text": …}` per input line in, one `{"input_ids": […]}` per line out, in order (blank lines are
+ * skipped). The output is written atomically.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../model/atomic_write.ts";
+import { XlmrTokenizer } from "../model/tokenizer.ts";
+
+const USAGE = "usage: tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]";
+
+/**
+ * Runs the `tokenize` command with its arguments (without the command name).
+ *
+ * @example
+ * ```ts
+ * import { tokenizeCommand } from "./tokenize.ts";
+ * import { XlmrTokenizer } from "../model/tokenizer.ts";
+ * const dir = await Deno.makeTempDir();
+ * const tok = XlmrTokenizer.fromVocab([["▁hi", -1]]);
+ * await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(tok.toJson()));
+ * await Deno.writeTextFile(`${dir}/in.jsonl`, '{"text": "hi"}\n');
+ * await tokenizeCommand(["--tokenizer", dir, "--input", `${dir}/in.jsonl`, "--out", `${dir}/o.jsonl`]);
+ * ```
+ */
+export async function tokenizeCommand(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        tokenizer: { type: "string" },
+        input: { type: "string" },
+        out: { type: "string" },
+        "max-length": { type: "string" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new TypeError(`tokenize: ${(e as Error).message}\n${USAGE}`);
+  }
+  const { tokenizer: dir, input, out } = values;
+  if (!dir || !input || !out) {
+    throw new TypeError(`tokenize: --tokenizer, --input and --out are required\n${USAGE}`);
+  }
+  let maxLength: number | undefined;
+  if (values["max-length"] !== undefined) {
+    maxLength = Number(values["max-length"]);
+    if (!Number.isInteger(maxLength) || maxLength < 2) {
+      throw new RangeError(
+        `tokenize: --max-length must be an integer ≥ 2, got ${values["max-length"]}`,
+      );
+    }
+  }
+  const tok = await XlmrTokenizer.fromDir(dir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(input);
+  } catch (e) {
+    throw new Error(`tokenize: cannot read ${input}: ${(e as Error).message}`);
+  }
+  const lines = text.split("\n");
+  const outLines: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${input}:${i + 1}: not valid JSON: ${(e as Error).message}`);
+    }
+    const value = (row as { text?: unknown } | null)?.text;
+    if (typeof value !== "string") {
+      throw new TypeError(`${input}:${i + 1}: expected {"text": string}`);
+    }
+    outLines.push(JSON.stringify({ input_ids: tok.encode(value, maxLength) }));
+  });
+  await writeFileAtomic(out, outLines.map((l) => l + "\n").join(""));
+}

@@ -1,0 +1,107 @@
+/**
+ * `train --model DIR --train DATA --out DIR [...]`: contrastive fine-tuning with X-X, X-Y, hybrid
+ * or language-similarity batches. Every flag maps onto {@linkcode TrainOptions}.
+ * @module
+ */
+import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { Gpu } from "../kernels/runtime.ts";
+import { train, type TrainOptions } from "../training/train.ts";
+import { parseAlphaSchedule } from "../training/sampler.ts";
+
+/** Flags of `train`, shared with `sweep`. */
+export const TRAIN_FLAGS = {
+  model: { type: "string" },
+  train: { type: "string" },
+  out: { type: "string" },
+  tokenizer: { type: "string" },
+  sampler: { type: "string" },
+  alpha: { type: "string" },
+  "alpha-schedule": { type: "string" },
+  "batch-size": { type: "string" },
+  steps: { type: "string" },
+  epochs: { type: "string" },
+  lr: { type: "string" },
+  "weight-decay": { type: "string" },
+  "warmup-steps": { type: "string" },
+  schedule: { type: "string" },
+  temperature: { type: "string" },
+  pooling: { type: "string" },
+  "max-length": { type: "string" },
+  seed: { type: "string" },
+  "max-grad-norm": { type: "string" },
+  langs: { type: "string" },
+  "save-every": { type: "string" },
+  "log-every": { type: "string" },
+  resume: { type: "string" },
+  symmetric: { type: "boolean" },
+  "hard-negatives": { type: "string" },
+  "query-prefix": { type: "string" },
+  "passage-prefix": { type: "string" },
+  "freeze-embeddings": { type: "boolean" },
+  similarity: { type: "string" },
+  "similarity-every": { type: "string" },
+  eval: { type: "string" },
+  "eval-every": { type: "string" },
+  "eval-limit-questions": { type: "string" },
+} as const;
+
+/** Turns parsed flags into training options (all validation naming the flag happens here). */
+export function trainOptionsFromFlags(
+  command: string,
+  f: Record<string, string | boolean | undefined>,
+): TrainOptions {
+  const int = (name: string, min = 0) => numberFlag(f, name, { integer: true, min });
+  const num = (name: string, min?: number, max?: number) => numberFlag(f, name, { min, max });
+  if (f.steps !== undefined && f.epochs !== undefined) {
+    throw new UsageError(`${command}: give --steps or --epochs, not both`);
+  }
+  const alphaSpec = f["alpha-schedule"];
+  return {
+    model: required(command, f, "model"),
+    train: required(command, f, "train"),
+    out: required(command, f, "out"),
+    tokenizer: f.tokenizer as string | undefined,
+    sampler: choiceFlag(f, "sampler", ["xx", "xy", "hybrid", "lang-sim"] as const),
+    alpha: num("alpha", 0, 1),
+    alphaSchedule: typeof alphaSpec === "string" ? parseAlphaSchedule(alphaSpec) : undefined,
+    batchSize: int("batch-size", 2),
+    steps: int("steps", 1),
+    epochs: num("epochs", 0),
+    lr: num("lr", 0),
+    weightDecay: num("weight-decay", 0),
+    warmupSteps: int("warmup-steps", 0),
+    schedule: choiceFlag(f, "schedule", ["linear", "constant"] as const),
+    temperature: num("temperature", 1e-6),
+    pooling: choiceFlag(f, "pooling", ["cls", "mean"] as const),
+    maxLength: int("max-length", 3),
+    seed: int("seed", 0),
+    maxGradNorm: num("max-grad-norm", 0),
+    langs: listFlag(f, "langs"),
+    saveEvery: int("save-every", 0),
+    logEvery: int("log-every", 1),
+    resume: f.resume as string | undefined,
+    symmetric: f.symmetric === true ? true : undefined,
+    hardNegatives: int("hard-negatives", 0),
+    queryPrefix: f["query-prefix"] as string | undefined,
+    passagePrefix: f["passage-prefix"] as string | undefined,
+    freezeEmbeddings: f["freeze-embeddings"] === true ? true : undefined,
+    similarityFile: f.similarity as string | undefined,
+    similarityEvery: int("similarity-every", 1),
+    eval: f.eval as string | undefined,
+    evalEvery: int("eval-every", 0),
+    evalLimitQuestions: int("eval-limit-questions", 1),
+  };
+}
+
+/** Runs the `train` command. */
+export async function trainCommand(args: string[]): Promise<void> {
+  const f = parseFlags("train", args, TRAIN_FLAGS);
+  const opts = trainOptionsFromFlags("train", f);
+  const gpu = await Gpu.create();
+  console.log(`adapter: ${gpu.describe()}`);
+  const r = await train(gpu, opts);
+  console.log(
+    `done: ${r.steps} steps, ${r.pairsPerSecond.toFixed(1)} pairs/s, ` +
+      `${r.tokensPerSecond.toFixed(0)} tokens/s → ${r.outDir}`,
+  );
+}

@@ -1,0 +1,98 @@
+/**
+ * Random initialisation of an XLM-R model, as Hugging Face's `_init_weights` does it:
+ * normal(0, initializer_range) for linear and embedding weights, zero biases, LayerNorm weight 1
+ * and bias 0, the padding rows of the word and position tables zero. `init` writes the result as
+ * a Hugging Face model directory, which then loads through the same path as real checkpoints.
+ * @module
+ */
+import { join } from "node:path";
+import { configToJson, type XlmrConfig } from "./config.ts";
+import { parameterShapes } from "./params.ts";
+import { writeSafetensors } from "./safetensors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
+
+/** A seeded standard-normal generator (Box–Muller over mulberry32). */
+export function normalRng(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () =>
+    Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
+}
+
+/** Freshly initialised values of one parameter. */
+export function initialValues(
+  name: string,
+  shape: number[],
+  config: XlmrConfig,
+  normal: () => number,
+): Float32Array {
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  if (name.endsWith(".bias")) return data;
+  if (name.includes("LayerNorm")) return data.fill(1);
+  const std = config.initializerRange ?? 0.02;
+  for (let i = 0; i < data.length; i++) data[i] = normal() * std;
+  if (
+    name === "embeddings.word_embeddings.weight" || name === "embeddings.position_embeddings.weight"
+  ) {
+    const H = shape[1], pad = config.padTokenId;
+    if (pad < shape[0]) data.fill(0, pad * H, (pad + 1) * H);
+  }
+  return data;
+}
+
+/** All parameters of a fresh model, in checkpoint order. */
+export function randomWeights(
+  config: XlmrConfig,
+  seed: number,
+): { name: string; shape: number[]; data: Float32Array }[] {
+  const normal = normalRng(seed);
+  return parameterShapes(config).map(([name, shape]) => ({
+    name,
+    shape,
+    data: initialValues(name, shape, config, normal),
+  }));
+}
+
+/**
+ * Writes a randomly initialised Hugging Face-format model directory: `config.json`,
+ * `model.safetensors` and, when `tokenizerDir` is given, its tokenizer files.
+ *
+ * @example
+ * ```ts ignore
+ * import { presetConfig } from "./config.ts";
+ * await initModelDir("tiny-model", presetConfig("tiny", { vocabSize: 16001 }), { seed: 1 });
+ * ```
+ */
+export async function initModelDir(
+  out: string,
+  config: XlmrConfig,
+  opts: { seed?: number; tokenizerDir?: string } = {},
+): Promise<void> {
+  await Deno.mkdir(out, { recursive: true });
+  await writeSafetensors(join(out, "model.safetensors"), randomWeights(config, opts.seed ?? 0), {
+    format: "pt",
+  });
+  await writeJsonAtomic(join(out, "config.json"), configToJson(config));
+  if (opts.tokenizerDir) {
+    let copied = 0;
+    for (const f of ["tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model"]) {
+      try {
+        await writeFileAtomic(join(out, f), await Deno.readFile(join(opts.tokenizerDir, f)));
+        copied++;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+    }
+    if (copied === 0) {
+      throw new Error(
+        `--tokenizer ${opts.tokenizerDir}: no tokenizer.json or sentencepiece.bpe.model`,
+      );
+    }
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * XLM-R parameters on the GPU, by Hugging Face name. Each parameter is one tensor, except tables
+ * larger than one storage binding (XLM-R base's 250002×768 word embeddings, 732 MiB in f32), which
+ * are split into row chunks that the embedding kernels visit one by one.
+ * @module
+ */
+import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import type { XlmrConfig } from "./config.ts";
+import { Checkpoint, writeSafetensors } from "./safetensors.ts";
+import { initialValues, normalRng, randomWeights } from "./init.ts";
+
+/** One named parameter: its shape, whether AdamW decays it, and its GPU storage. */
+export interface Param {
+  name: string;
+  shape: number[];
+  /** Weight decay applies (not to biases and LayerNorm, as in Hugging Face and nanoGPT). */
+  decay: boolean;
+  /** Row chunks (one unless the tensor is larger than a storage binding). */
+  chunks: Tensor[];
+  /** Rows per chunk (the last chunk may hold fewer). */
+  chunkRows: number;
+}
+
+/** Names and shapes of every XLM-R parameter, in checkpoint order. */
+export function parameterShapes(c: XlmrConfig): [string, number[]][] {
+  const H = c.hiddenSize, I = c.intermediateSize;
+  const out: [string, number[]][] = [
+    ["embeddings.word_embeddings.weight", [c.vocabSize, H]],
+    ["embeddings.position_embeddings.weight", [c.maxPositions, H]],
+    ["embeddings.token_type_embeddings.weight", [c.typeVocabSize, H]],
+    ["embeddings.LayerNorm.weight", [H]],
+    ["embeddings.LayerNorm.bias", [H]],
+  ];
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `encoder.layer.${l}.`;
+    for (const m of ["query", "key", "value"]) {
+      out.push([`${p}attention.self.${m}.weight`, [H, H]], [`${p}attention.self.${m}.bias`, [H]]);
+    }
+    out.push(
+      [`${p}attention.output.dense.weight`, [H, H]],
+      [`${p}attention.output.dense.bias`, [H]],
+      [`${p}attention.output.LayerNorm.weight`, [H]],
+      [`${p}attention.output.LayerNorm.bias`, [H]],
+      [`${p}intermediate.dense.weight`, [I, H]],
+      [`${p}intermediate.dense.bias`, [I]],
+      [`${p}output.dense.weight`, [H, I]],
+      [`${p}output.dense.bias`, [H]],
+      [`${p}output.LayerNorm.weight`, [H]],
+      [`${p}output.LayerNorm.bias`, [H]],
+    );
+  }
+  out.push(["pooler.dense.weight", [H, H]], ["pooler.dense.bias", [H]]);
+  return out;
+}
+
+/** Whether AdamW decays a parameter (Hugging Face's rule: not biases, not LayerNorm weights). */
+export function decays(name: string): boolean {
+  return !name.endsWith(".bias") && !name.includes("LayerNorm");
+}
+
+/**
+ * All parameters of one XLM-R model on the GPU.
+ *
+ * @example
+ * ```ts ignore
+ * import { Gpu } from "../kernels/runtime.ts";
+ * import { presetConfig } from "./config.ts";
+ * import { XlmrParams } from "./params.ts";
+ * const gpu = await Gpu.create();
+ * const params = XlmrParams.init(gpu, presetConfig("tiny", { vocabSize: 1000 }), 42);
+ * console.log(params.count()); // number of scalars
+ * ```
+ */
+export class XlmrParams {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: XlmrConfig,
+    readonly byName: Map<string, Param>,
+  ) {}
+
+  /** Rows of an [rows, cols] table that fit one storage binding. */
+  static chunkRowsFor(gpu: Gpu, shape: number[]): number {
+    if (shape.length !== 2) return shape[0] ?? 1;
+    const maxRows = Math.floor(gpu.limits.maxStorageBufferBindingSize / (shape[1] * 4));
+    return Math.min(shape[0], maxRows);
+  }
+
+  private static allocate(gpu: Gpu, config: XlmrConfig): Map<string, Param> {
+    const map = new Map<string, Param>();
+    for (const [name, shape] of parameterShapes(config)) {
+      const chunkRows = XlmrParams.chunkRowsFor(gpu, shape);
+      const chunks: Tensor[] = [];
+      for (let r = 0; r < shape[0]; r += chunkRows) {
+        const rows = Math.min(chunkRows, shape[0] - r);
+        chunks.push(gpu.alloc(shape.length === 2 ? [rows, shape[1]] : [rows], "f32", name));
+      }
+      map.set(name, { name, shape, decay: decays(name), chunks, chunkRows });
+    }
+    return map;
+  }
+
+  /**
+   * Random initialisation as Hugging Face does it: normal(0, initializerRange) for linear and
+   * embedding weights, zero biases, LayerNorm weight 1 and bias 0, the padding row zero.
+   */
+  static init(gpu: Gpu, config: XlmrConfig, seed: number): XlmrParams {
+    const params = new XlmrParams(gpu, config, XlmrParams.allocate(gpu, config));
+    for (const w of randomWeights(config, seed)) params.upload(w.name, w.data);
+    return params;
+  }
+
+  /** Copies host values (chunks concatenated) into a parameter. */
+  upload(name: string, data: Float32Array): void {
+    const p = this.param(name);
+    let off = 0;
+    for (const t of p.chunks) {
+      this.gpu.write(t, data.subarray(off, off + t.size));
+      off += t.size;
+    }
+    if (off !== data.length) {
+      throw new RangeError(`${name}: ${data.length} values for shape [${p.shape}]`);
+    }
+  }
+
+  /**
+   * Loads a Hugging Face checkpoint directory (`model.safetensors` or a sharded index). Accepts
+   * names with a `roberta.` prefix, ignores `lm_head.*`, fails naming a missing tensor or a wrong
+   * shape, and warns about tensors it does not use.
+   */
+  static async load(gpu: Gpu, dir: string, config: XlmrConfig): Promise<XlmrParams> {
+    const ckpt = await Checkpoint.open(dir);
+    try {
+      const names = new Set(ckpt.names());
+      const expected = parameterShapes(config);
+      const resolve = (name: string) =>
+        names.has(name) ? name : names.has(`roberta.${name}`) ? `roberta.${name}` : null;
+      const used = new Set<string>();
+      // Validate every name and shape before allocating anything on the GPU.
+      for (const [name, shape] of expected) {
+        const found = resolve(name);
+        if (!found) {
+          if (name.startsWith("pooler.")) continue; // some checkpoints have no pooler
+          throw new Error(`${dir}: checkpoint lacks tensor ${name} (expected shape [${shape}])`);
+        }
+        const info = ckpt.info(found);
+        if (info.shape.join(",") !== shape.join(",")) {
+          throw new Error(
+            `${dir}: tensor ${found} has shape [${info.shape}], expected [${shape}] from config.json`,
+          );
+        }
+        used.add(found);
+      }
+      const unused = [...names].filter((n) => !used.has(n) && !n.startsWith("lm_head."));
+      if (unused.length > 0) {
+        console.warn(
+          `warning: ${dir}: ${unused.length} unused tensors: ${unused.slice(0, 8).join(", ")}${
+            unused.length > 8 ? ", …" : ""
+          }`,
+        );
+      }
+      const params = new XlmrParams(gpu, config, XlmrParams.allocate(gpu, config));
+      for (const p of params.byName.values()) {
+        const found = resolve(p.name);
+        if (!found) { // no pooler in the checkpoint: initialise it as Hugging Face would
+          params.upload(p.name, initialValues(p.name, p.shape, config, normalRng(0)));
+          continue;
+        }
+        for (let k = 0; k < p.chunks.length; k++) {
+          const t = p.chunks[k];
+          const data = p.chunks.length === 1
+            ? await ckpt.readF32(found)
+            : await ckpt.readF32Rows(found, k * p.chunkRows, t.shape[0]);
+          gpu.write(t, data);
+        }
+      }
+      return params;
+    } finally {
+      ckpt.close();
+    }
+  }
+
+  /** The parameter called `name` (Hugging Face name without prefix). */
+  param(name: string): Param {
+    const p = this.byName.get(name);
+    if (!p) throw new Error(`no parameter ${name}`);
+    return p;
+  }
+
+  /** The single tensor of an unchunked parameter. */
+  get(name: string): Tensor {
+    const p = this.param(name);
+    if (p.chunks.length !== 1) throw new Error(`${name} is split into ${p.chunks.length} chunks`);
+    return p.chunks[0];
+  }
+
+  /** All parameters in checkpoint order. */
+  list(): Param[] {
+    return [...this.byName.values()];
+  }
+
+  /** Number of scalar parameters. */
+  count(): number {
+    let n = 0;
+    for (const p of this.byName.values()) n += p.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /** Reads one parameter back to the host (chunks concatenated). */
+  async read(name: string): Promise<Float32Array> {
+    const p = this.param(name);
+    const parts = await this.gpu.readMany(p.chunks);
+    const out = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+    let o = 0;
+    for (const a of parts) {
+      out.set(a, o);
+      o += a.length;
+    }
+    return out;
+  }
+
+  /** Writes `model.safetensors` (names without prefix, F32), atomically. */
+  async save(path: string, metadata: Record<string, string> = { format: "pt" }): Promise<void> {
+    const tensors = [];
+    for (const p of this.byName.values()) {
+      tensors.push({ name: p.name, shape: p.shape, data: await this.read(p.name) });
+    }
+    await writeSafetensors(path, tensors, metadata);
+  }
+
+  /** Zero-filled tensors shaped like every parameter (gradients, optimiser moments). */
+  like(label: string): Map<string, Tensor[]> {
+    const out = new Map<string, Tensor[]>();
+    for (const p of this.byName.values()) {
+      out.set(p.name, p.chunks.map((t) => this.gpu.zeros(t.shape, "f32", `${label}:${p.name}`)));
+    }
+    return out;
+  }
+
+  /** Frees every parameter tensor. */
+  release(): void {
+    for (const p of this.byName.values()) this.gpu.release(...p.chunks);
+  }
+}

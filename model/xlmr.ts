@@ -1,0 +1,449 @@
+/**
+ * The XLM-R encoder on the GPU: embeddings, post-LN transformer layers, pooling, and the backward
+ * pass in reverse layer order. The forward keeps exactly what the backward needs (per layer: the
+ * input, q/k/v, attention output and log-sum-exp, the two pre-norm sums with their statistics, the
+ * intermediate pre- and post-activation); inference drops it as it goes.
+ *
+ * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
+ * @module
+ */
+import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { add } from "../kernels/elementwise.ts";
+import { linear, linearBackward } from "../kernels/matmul.ts";
+import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
+import { gelu, geluBackward, tanh } from "../kernels/gelu.ts";
+import { attention, attentionBackward, type AttentionDims } from "../kernels/attention.ts";
+import {
+  buildScatterPlan,
+  gatherRows,
+  releaseScatterPlan,
+  scatterAddRows,
+} from "../kernels/embedding.ts";
+import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
+import type { XlmrConfig } from "./config.ts";
+import type { XlmrParams } from "./params.ts";
+
+/** How a sequence becomes one vector. */
+export type Pooling = "cls" | "mean" | "pooler";
+
+/** A padded batch of token ids, as the host prepares it. */
+export interface TokenBatch {
+  batch: number;
+  seq: number;
+  /** [B·T] token ids, padding = pad id. */
+  ids: Uint32Array;
+  /** [B·T] XLM-R position ids: cumsum(mask)·mask + pad. */
+  positions: Uint32Array;
+  /** [B·T] 1 for real tokens, 0 for padding. */
+  mask: Float32Array;
+}
+
+/**
+ * Pads sequences to the longest one and computes XLM-R position ids.
+ * Fails naming the sequence when an id is outside the vocabulary or a sequence is longer than
+ * the position table allows.
+ */
+export function makeTokenBatch(seqs: number[][], config: XlmrConfig): TokenBatch {
+  if (seqs.length === 0) throw new RangeError("makeTokenBatch: no sequences");
+  const pad = config.padTokenId;
+  const maxLen = config.maxPositions - pad - 1;
+  const seq = Math.max(...seqs.map((s) => s.length));
+  const batch = seqs.length;
+  const ids = new Uint32Array(batch * seq).fill(pad);
+  const positions = new Uint32Array(batch * seq).fill(pad);
+  const mask = new Float32Array(batch * seq);
+  seqs.forEach((s, b) => {
+    if (s.length === 0) throw new RangeError(`sequence ${b} is empty`);
+    if (s.length > maxLen) {
+      throw new RangeError(
+        `sequence ${b} has ${s.length} tokens; the position table allows at most ${maxLen}`,
+      );
+    }
+    let count = 0;
+    s.forEach((id, t) => {
+      if (!Number.isInteger(id) || id < 0 || id >= config.vocabSize) {
+        throw new RangeError(
+          `sequence ${b}, token ${t}: id ${id} is outside the vocabulary (0..${
+            config.vocabSize - 1
+          })`,
+        );
+      }
+      const i = b * seq + t;
+      ids[i] = id;
+      if (id !== pad) {
+        count++;
+        positions[i] = count + pad;
+        mask[i] = 1;
+      }
+    });
+  });
+  return { batch, seq, ids, positions, mask };
+}
+
+interface LayerSaved {
+  h: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  ctx: Tensor;
+  lse: Tensor;
+  sum1: Tensor;
+  mean1: Tensor;
+  rstd1: Tensor;
+  h1: Tensor;
+  inter: Tensor;
+  act: Tensor;
+  sum2: Tensor;
+  mean2: Tensor;
+  rstd2: Tensor;
+}
+
+/** What one forward pass leaves for its backward (only when asked for). */
+export interface ForwardState {
+  tokens: TokenBatch;
+  pooling: Pooling;
+  ids: Tensor;
+  positions: Tensor;
+  mask: Tensor;
+  embSum: Tensor;
+  embMean: Tensor;
+  embRstd: Tensor;
+  layers: LayerSaved[];
+  last: Tensor;
+}
+
+/** Result of {@linkcode XlmrModel.forward}. */
+export interface ForwardResult {
+  /** [B, H] pooled embeddings (not normalised). */
+  pooled: Tensor;
+  /** Saved activations when `train` was set. */
+  state: ForwardState | null;
+}
+
+/** Gradients by parameter name, one tensor per chunk, as {@linkcode XlmrParams.like} makes. */
+export type Grads = Map<string, Tensor[]>;
+
+/**
+ * The XLM-R encoder over a set of GPU parameters.
+ *
+ * @example
+ * ```ts ignore
+ * const model = new XlmrModel(params);
+ * const batch = makeTokenBatch([[0, 5, 6, 2], [0, 7, 2]], params.config);
+ * const { pooled } = model.forward(batch, "cls");
+ * console.log(await params.gpu.read(pooled));
+ * ```
+ */
+export class XlmrModel {
+  readonly gpu: Gpu;
+  readonly config: XlmrConfig;
+
+  constructor(readonly params: XlmrParams) {
+    this.gpu = params.gpu;
+    this.config = params.config;
+  }
+
+  private w(name: string): Tensor {
+    return this.params.get(name);
+  }
+
+  /** Runs the encoder. With `train`, keeps what {@linkcode XlmrModel.backward} needs. */
+  forward(tokens: TokenBatch, pooling: Pooling, train = false): ForwardResult {
+    const gpu = this.gpu, c = this.config;
+    const { batch: B, seq: T } = tokens;
+    const H = c.hiddenSize, rows = B * T;
+    const ids = gpu.fromArray(tokens.ids, [rows], "u32", "ids");
+    const positions = gpu.fromArray(tokens.positions, [rows], "u32", "positions");
+    const typeIds = gpu.zeros([rows], "u32", "type_ids");
+    const mask = gpu.fromArray(tokens.mask, [B, T], "f32", "mask");
+
+    // Embeddings: word (chunked table) + position + token type, then LayerNorm.
+    const embSum = gpu.zeros([rows, H], "f32", "emb.sum");
+    const word = this.params.param("embeddings.word_embeddings.weight");
+    word.chunks.forEach((t, k) => gatherRows(gpu, t, ids, embSum, k * word.chunkRows, true));
+    gatherRows(gpu, this.w("embeddings.position_embeddings.weight"), positions, embSum, 0, true);
+    gatherRows(gpu, this.w("embeddings.token_type_embeddings.weight"), typeIds, embSum, 0, true);
+    gpu.release(typeIds);
+    const emb = layerNorm(
+      gpu,
+      embSum,
+      this.w("embeddings.LayerNorm.weight"),
+      this.w("embeddings.LayerNorm.bias"),
+      c.layerNormEps,
+    );
+
+    const dims = this.dims(B, T);
+    const saved: LayerSaved[] = [];
+    let h = emb.y;
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `encoder.layer.${l}.`;
+      const q = linear(
+        gpu,
+        h,
+        this.w(`${p}attention.self.query.weight`),
+        this.w(`${p}attention.self.query.bias`),
+      );
+      const k = linear(
+        gpu,
+        h,
+        this.w(`${p}attention.self.key.weight`),
+        this.w(`${p}attention.self.key.bias`),
+      );
+      const v = linear(
+        gpu,
+        h,
+        this.w(`${p}attention.self.value.weight`),
+        this.w(`${p}attention.self.value.bias`),
+      );
+      const att = attention(gpu, q, k, v, mask, dims);
+      const proj = linear(
+        gpu,
+        att.out,
+        this.w(`${p}attention.output.dense.weight`),
+        this.w(`${p}attention.output.dense.bias`),
+      );
+      const ln1 = addLayerNorm(
+        gpu,
+        proj,
+        h,
+        this.w(`${p}attention.output.LayerNorm.weight`),
+        this.w(`${p}attention.output.LayerNorm.bias`),
+        c.layerNormEps,
+      );
+      gpu.release(proj);
+      const inter = linear(
+        gpu,
+        ln1.y,
+        this.w(`${p}intermediate.dense.weight`),
+        this.w(`${p}intermediate.dense.bias`),
+      );
+      const act = gelu(gpu, inter);
+      const out = linear(
+        gpu,
+        act,
+        this.w(`${p}output.dense.weight`),
+        this.w(`${p}output.dense.bias`),
+      );
+      const ln2 = addLayerNorm(
+        gpu,
+        out,
+        ln1.y,
+        this.w(`${p}output.LayerNorm.weight`),
+        this.w(`${p}output.LayerNorm.bias`),
+        c.layerNormEps,
+      );
+      gpu.release(out);
+      if (train) {
+        saved.push({
+          h,
+          q,
+          k,
+          v,
+          ctx: att.out,
+          lse: att.lse,
+          sum1: ln1.sum,
+          mean1: ln1.mean,
+          rstd1: ln1.rstd,
+          h1: ln1.y,
+          inter,
+          act,
+          sum2: ln2.sum,
+          mean2: ln2.mean,
+          rstd2: ln2.rstd,
+        });
+      } else {
+        gpu.release(h, q, k, v, att.out, att.lse, ln1.sum, ln1.mean, ln1.rstd, ln1.y, inter, act);
+        gpu.release(ln2.sum, ln2.mean, ln2.rstd);
+      }
+      h = ln2.y;
+    }
+
+    const hidden = h.reshape([B, T, H]);
+    let pooled: Tensor;
+    if (pooling === "mean") pooled = poolMean(gpu, hidden, mask);
+    else {
+      pooled = poolFirst(gpu, hidden);
+      if (pooling === "pooler") {
+        const dense = linear(
+          gpu,
+          pooled,
+          this.w("pooler.dense.weight"),
+          this.w("pooler.dense.bias"),
+        );
+        gpu.release(pooled);
+        pooled = tanh(gpu, dense);
+        gpu.release(dense);
+      }
+    }
+    if (!train) {
+      gpu.release(ids, positions, mask, embSum, emb.mean, emb.rstd, h);
+      return { pooled, state: null };
+    }
+    return {
+      pooled,
+      state: {
+        tokens,
+        pooling,
+        ids,
+        positions,
+        mask,
+        embSum,
+        embMean: emb.mean,
+        embRstd: emb.rstd,
+        layers: saved,
+        last: h,
+      },
+    };
+  }
+
+  private dims(batch: number, seq: number): AttentionDims {
+    const c = this.config;
+    return { batch, seq, heads: c.numHeads, headDim: c.hiddenSize / c.numHeads };
+  }
+
+  /**
+   * Backpropagates `dPooled` ([B, H], the loss gradient w.r.t. the pooled output) through the
+   * encoder, accumulating (+=) into `grads`, and frees the saved state. The pooler is not part of
+   * training (cls and mean pooling do not reach it).
+   */
+  backward(state: ForwardState, dPooled: Tensor, grads: Grads): void {
+    const gpu = this.gpu, c = this.config;
+    const { batch: B, seq: T } = state.tokens;
+    const H = c.hiddenSize;
+    if (state.pooling === "pooler") {
+      throw new Error("training through the pooler is not supported; use cls or mean pooling");
+    }
+    const g = (name: string): Tensor => {
+      const t = grads.get(name);
+      if (!t || t.length !== 1) throw new Error(`no single gradient tensor for ${name}`);
+      return t[0];
+    };
+    let dh = state.pooling === "mean"
+      ? poolMeanBackward(gpu, dPooled, state.mask)
+      : poolFirstBackward(gpu, dPooled, T);
+    dh = dh.reshape([B * T, H]);
+    const dims = this.dims(B, T);
+
+    for (let l = c.numLayers - 1; l >= 0; l--) {
+      const s = state.layers[l];
+      const p = `encoder.layer.${l}.`;
+      // Output block: h2 = LN(act·Woᵀ + bo + h1)
+      const dSum2 = layerNormBackward(
+        gpu,
+        dh,
+        s.sum2,
+        s.mean2,
+        s.rstd2,
+        this.w(`${p}output.LayerNorm.weight`),
+        g(`${p}output.LayerNorm.weight`),
+        g(`${p}output.LayerNorm.bias`),
+      );
+      gpu.release(dh, s.sum2, s.mean2, s.rstd2);
+      const dAct = linearBackward(
+        gpu,
+        s.act,
+        this.w(`${p}output.dense.weight`),
+        dSum2,
+        g(`${p}output.dense.weight`),
+        g(`${p}output.dense.bias`),
+      )!;
+      gpu.release(s.act);
+      const dInter = geluBackward(gpu, dAct, s.inter);
+      gpu.release(dAct, s.inter);
+      const dH1a = linearBackward(
+        gpu,
+        s.h1,
+        this.w(`${p}intermediate.dense.weight`),
+        dInter,
+        g(`${p}intermediate.dense.weight`),
+        g(`${p}intermediate.dense.bias`),
+      )!;
+      gpu.release(dInter, s.h1);
+      const dH1 = add(gpu, dH1a, dSum2);
+      gpu.release(dH1a, dSum2);
+      // Attention block: h1 = LN(ctx·Waoᵀ + bao + h)
+      const dSum1 = layerNormBackward(
+        gpu,
+        dH1,
+        s.sum1,
+        s.mean1,
+        s.rstd1,
+        this.w(`${p}attention.output.LayerNorm.weight`),
+        g(`${p}attention.output.LayerNorm.weight`),
+        g(`${p}attention.output.LayerNorm.bias`),
+      );
+      gpu.release(dH1, s.sum1, s.mean1, s.rstd1);
+      const dCtx = linearBackward(
+        gpu,
+        s.ctx,
+        this.w(`${p}attention.output.dense.weight`),
+        dSum1,
+        g(`${p}attention.output.dense.weight`),
+        g(`${p}attention.output.dense.bias`),
+      )!;
+      const dAtt = attentionBackward(gpu, dCtx, s.q, s.k, s.v, s.ctx, s.lse, state.mask, dims);
+      gpu.release(dCtx, s.ctx, s.lse);
+      let dIn = dSum1;
+      for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
+        const dx = linearBackward(
+          gpu,
+          s.h,
+          this.w(`${p}attention.self.${m}.weight`),
+          d,
+          g(`${p}attention.self.${m}.weight`),
+          g(`${p}attention.self.${m}.bias`),
+        )!;
+        const next = add(gpu, dIn, dx);
+        gpu.release(dIn, dx, d);
+        dIn = next;
+      }
+      gpu.release(s.q, s.k, s.v);
+      gpu.release(s.h); // each layer's input is saved only here
+      dh = dIn;
+    }
+
+    // Embeddings: LN backward, then scatter-add into the three tables.
+    const dEmb = layerNormBackward(
+      gpu,
+      dh,
+      state.embSum,
+      state.embMean,
+      state.embRstd,
+      this.w("embeddings.LayerNorm.weight"),
+      g("embeddings.LayerNorm.weight"),
+      g("embeddings.LayerNorm.bias"),
+    );
+    gpu.release(dh, state.embSum, state.embMean, state.embRstd);
+    const word = this.params.param("embeddings.word_embeddings.weight");
+    const wordGrads = grads.get(word.name)!;
+    const tokens = state.tokens;
+    if (wordGrads.length > 0) {
+      const plan = buildScatterPlan(gpu, tokens.ids);
+      wordGrads.forEach((t, k) => scatterAddRows(gpu, dEmb, plan, t, k * word.chunkRows));
+      releaseScatterPlan(gpu, plan);
+    }
+    const posPlan = buildScatterPlan(gpu, tokens.positions);
+    scatterAddRows(gpu, dEmb, posPlan, g("embeddings.position_embeddings.weight"), 0);
+    releaseScatterPlan(gpu, posPlan);
+    const typePlan = buildScatterPlan(gpu, new Uint32Array(tokens.ids.length));
+    scatterAddRows(gpu, dEmb, typePlan, g("embeddings.token_type_embeddings.weight"), 0);
+    releaseScatterPlan(gpu, typePlan);
+    gpu.release(dEmb, state.ids, state.positions, state.mask, state.last);
+  }
+
+  /** Frees a forward state without running the backward (e.g. after a non-finite loss). */
+  discard(state: ForwardState): void {
+    const gpu = this.gpu;
+    for (const s of state.layers) gpu.release(...Object.values(s));
+    gpu.release(
+      state.ids,
+      state.positions,
+      state.mask,
+      state.embSum,
+      state.embMean,
+      state.embRstd,
+      state.last,
+    );
+  }
+}

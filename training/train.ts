@@ -1,0 +1,498 @@
+/**
+ * The training run: data → sampler → steps on the GPU → logs, checkpoints and the final
+ * Hugging Face-format model directory. Resumable: a checkpoint holds the weights, the AdamW
+ * moments, the sampler's state and the step, so a resumed run continues exactly.
+ * @module
+ */
+import { join } from "node:path";
+import type { Gpu } from "../kernels/runtime.ts";
+import { Encoder } from "../model/encoder.ts";
+import { configToJson, type XlmrConfig } from "../model/config.ts";
+import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
+import { loadQaData, type QaDataset } from "./data.ts";
+import {
+  type AlphaSchedule,
+  type Batch,
+  BatchSampler,
+  batchToJson,
+  type SamplerKind,
+  type SamplerOptions,
+} from "./sampler.ts";
+import { learningRate } from "./schedule.ts";
+import {
+  DEFAULT_TRAINER_OPTIONS,
+  type StepStats,
+  Trainer,
+  type TrainerOptions,
+} from "./trainer.ts";
+import { languageSimilarity } from "./language_similarity.ts";
+
+/** Everything a training run needs; the CLI's flags map onto this one to one. */
+export interface TrainOptions extends Partial<TrainerOptions> {
+  model: string;
+  train: string;
+  out: string;
+  tokenizer?: string;
+  sampler?: SamplerKind;
+  alpha?: number;
+  alphaSchedule?: AlphaSchedule;
+  batchSize?: number;
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  warmupSteps?: number;
+  schedule?: "linear" | "constant";
+  maxLength?: number;
+  seed?: number;
+  langs?: string[];
+  hardNegatives?: number;
+  queryPrefix?: string;
+  passagePrefix?: string;
+  /** Read losses back every N steps (one queue wait per N steps). */
+  logEvery?: number;
+  saveEvery?: number;
+  resume?: string;
+  /** For lang-sim: a JSON file {"languages": [...], "matrix": [[...]]}; else measured. */
+  similarityFile?: string;
+  similarityEvery?: number;
+  /** Evaluate on a LAReQA directory every `evalEvery` steps and at the end. */
+  eval?: string;
+  evalEvery?: number;
+  evalLimitQuestions?: number;
+  quiet?: boolean;
+}
+
+/** Called after each read-back with the steps just read. */
+export type StepCallback = (stats: StepStats[]) => void | Promise<void>;
+
+/** What {@linkcode train} returns. */
+export interface TrainResult {
+  steps: number;
+  stats: StepStats[];
+  outDir: string;
+  pairsPerSecond: number;
+  tokensPerSecond: number;
+  evals: { step: number; report: unknown }[];
+}
+
+interface TrainerState {
+  step: number;
+  sampler: unknown;
+  options: Record<string, unknown>;
+  modelFingerprint: string;
+}
+
+function fingerprint(c: XlmrConfig): string {
+  return JSON.stringify([c.vocabSize, c.hiddenSize, c.numLayers, c.numHeads, c.intermediateSize]);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Copies tokenizer files next to the weights so that the output directory is self-contained. */
+async function copyTokenizerFiles(from: string, to: string): Promise<void> {
+  for (
+    const f of [
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "sentencepiece.bpe.model",
+      "special_tokens_map.json",
+    ]
+  ) {
+    const src = join(from, f);
+    if (await exists(src)) await writeFileAtomic(join(to, f), await Deno.readFile(src));
+  }
+}
+
+/** Tokenised text cache: each (text, role) is tokenised once per run. */
+class TokenCache {
+  private cache = new Map<string, number[]>();
+  constructor(private encode: (text: string) => number[]) {}
+  get(text: string): number[] {
+    let ids = this.cache.get(text);
+    if (!ids) {
+      ids = this.encode(text);
+      this.cache.set(text, ids);
+    }
+    return ids;
+  }
+}
+
+/**
+ * Trains a model with contrastive loss and hybrid (or other) batches.
+ *
+ * @example
+ * ```ts ignore
+ * const gpu = await Gpu.create();
+ * const result = await train(gpu, { model: "tiny-model", train: "pairs.jsonl", out: "run1", steps: 100 });
+ * console.log(result.stats.at(-1));
+ * ```
+ */
+export async function train(
+  gpu: Gpu,
+  opts: TrainOptions,
+  onSteps?: StepCallback,
+): Promise<TrainResult> {
+  const o = {
+    sampler: "hybrid" as SamplerKind,
+    alpha: 0.5,
+    batchSize: 32,
+    lr: 3e-5,
+    warmupSteps: 0,
+    schedule: "linear" as const,
+    maxLength: 128,
+    seed: 42,
+    hardNegatives: 0,
+    queryPrefix: "",
+    passagePrefix: "",
+    logEvery: 10,
+    saveEvery: 0,
+    similarityEvery: 100,
+    evalEvery: 0,
+    ...opts,
+  };
+  const log = o.quiet ? () => {} : (s: string) => console.log(s);
+  const data: QaDataset = await loadQaData(o.train, { langs: o.langs });
+  const resumeDir = o.resume ? await findCheckpoint(o.resume) : null;
+  const modelDir = resumeDir ?? o.model;
+  const encoder = await Encoder.load(
+    gpu,
+    modelDir,
+    o.tokenizer ?? (resumeDir ? resumeDir : undefined),
+  );
+  const config = encoder.config;
+  if (!encoder.tokenizer) throw new Error(`${o.model}: training needs tokenizer files`);
+  const tokenizer = encoder.tokenizer;
+
+  const samplerOpts: SamplerOptions = {
+    kind: o.sampler,
+    batchSize: o.batchSize,
+    alpha: o.alpha,
+    alphaSchedule: o.alphaSchedule,
+    seed: o.seed,
+    langs: o.langs,
+  };
+  const itemsPerEpoch = data.items.length;
+  const totalSteps = o.steps ??
+    Math.max(1, Math.ceil((o.epochs ?? 1) * itemsPerEpoch / o.batchSize));
+  if (samplerOpts.alphaSchedule?.kind === "linear" && !samplerOpts.alphaSchedule.steps) {
+    samplerOpts.alphaSchedule = { ...samplerOpts.alphaSchedule, steps: totalSteps };
+  }
+  if (o.sampler === "lang-sim" && o.similarityFile) {
+    samplerOpts.similarity = await readSimilarity(o.similarityFile, data.languages, o.langs);
+  }
+
+  const trainerOptions: TrainerOptions = { ...DEFAULT_TRAINER_OPTIONS };
+  for (const k of Object.keys(DEFAULT_TRAINER_OPTIONS) as (keyof TrainerOptions)[]) {
+    if (opts[k] !== undefined) (trainerOptions as unknown as Record<string, unknown>)[k] = opts[k];
+  }
+  const trainer = new Trainer(encoder.params, trainerOptions);
+  let sampler = new BatchSampler(data, samplerOpts);
+  const runOptions = {
+    sampler: o.sampler,
+    alpha: o.alpha,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    seed: o.seed,
+    maxLength: o.maxLength,
+    pooling: trainerOptions.pooling,
+    temperature: trainerOptions.temperature,
+    totalSteps,
+  };
+
+  await Deno.mkdir(o.out, { recursive: true });
+  const metricsPath = join(o.out, "metrics.jsonl");
+  const batchesPath = join(o.out, "batches.jsonl");
+  let startStep = 0;
+  if (resumeDir) {
+    const state = JSON.parse(
+      await Deno.readTextFile(join(resumeDir, "trainer_state.json")),
+    ) as TrainerState;
+    if (state.modelFingerprint !== fingerprint(config)) {
+      throw new Error(`${o.resume}: checkpoint was made for another model shape`);
+    }
+    sampler = BatchSampler.restore(data, samplerOpts, state.sampler);
+    const opt = await SafetensorsFile.open(join(resumeDir, "optimizer.safetensors"));
+    const moments = new Map<string, Float32Array>();
+    for (const name of opt.tensors.keys()) moments.set(name, await opt.readF32(name));
+    opt.close();
+    trainer.writeMoments((n) => moments.get(n), join(resumeDir, "optimizer.safetensors"));
+    trainer.stepCount = state.step;
+    startStep = state.step;
+    // Keep the logs consistent with the checkpoint: drop lines after its step.
+    for (const path of [metricsPath, batchesPath]) await truncateLog(path, startStep);
+    log(`resumed from ${resumeDir} at step ${startStep}`);
+  } else {
+    await writeFileAtomic(metricsPath, "");
+    await writeFileAtomic(batchesPath, "");
+  }
+
+  const qCache = new TokenCache((t) => tokenizer.encode(o.queryPrefix + t, o.maxLength));
+  const pCache = new TokenCache((t) => tokenizer.encode(o.passagePrefix + t, o.maxLength));
+  const allStats: StepStats[] = [];
+  const evals: { step: number; report: unknown }[] = [];
+  let pairs = 0, tokens = 0;
+  const t0 = performance.now();
+  let metricsBuffer: string[] = [];
+  let batchesBuffer: string[] = [];
+  const batchKinds = new Map<number, string>();
+
+  const flushLogs = async (stats: StepStats[]) => {
+    for (const s of stats) {
+      if (!Number.isFinite(s.loss) || !Number.isFinite(s.gradNorm)) {
+        await appendLines();
+        throw new Error(
+          `non-finite ${Number.isFinite(s.loss) ? "gradient norm" : "loss"} at step ${s.step}; ` +
+            `stopped. The last good checkpoint is in ${
+              join(o.out, "checkpoint")
+            } (if any was saved)`,
+        );
+      }
+      metricsBuffer.push(JSON.stringify({
+        step: s.step,
+        loss: s.loss,
+        lr: s.lr,
+        grad_norm: s.gradNorm,
+        kind: batchKinds.get(s.step),
+        accuracy: s.accuracy,
+      }));
+      batchKinds.delete(s.step);
+    }
+    await appendLines();
+    allStats.push(...stats);
+    if (onSteps) await onSteps(stats);
+  };
+  const appendLines = async () => {
+    if (batchesBuffer.length) {
+      await Deno.writeTextFile(batchesPath, batchesBuffer.join("\n") + "\n", { append: true });
+    }
+    if (metricsBuffer.length) {
+      await Deno.writeTextFile(metricsPath, metricsBuffer.join("\n") + "\n", { append: true });
+    }
+    metricsBuffer = [];
+    batchesBuffer = [];
+  };
+
+  const runEval = async (step: number) => {
+    if (!o.eval) return;
+    const { evaluateLareqa, loadLareqa } = await import("../eval/retrieval.ts");
+    const set = await loadLareqa(o.eval, { limitQuestions: o.evalLimitQuestions });
+    const report = await evaluateLareqa(
+      gpu,
+      set,
+      (items) =>
+        encoder.embed(items.map((x) => ({ text: x.text, pair: x.pair })), {
+          pooling: trainerOptions.pooling,
+          maxLength: o.maxLength,
+        }),
+    );
+    evals.push({ step, report });
+    const m = (report as { map: Record<string, number> }).map;
+    log(
+      `eval @${step}: mono ${m.monolingual.toFixed(3)} cross ${m.crosslingual.toFixed(3)} ` +
+        `multi ${m.multilingual.toFixed(3)}`,
+    );
+    await Deno.writeTextFile(
+      join(o.out, "eval.jsonl"),
+      JSON.stringify({ step, ...(report as object) }) + "\n",
+      { append: true },
+    );
+  };
+
+  log(
+    `training ${o.model} on ${data.items.length} items (${data.languages.join(",")}), ` +
+      `sampler ${o.sampler}${
+        o.sampler === "hybrid" ? ` α=${o.alpha}` : ""
+      }, batch ${o.batchSize}, ` +
+      `${totalSteps} steps`,
+  );
+  for (let step = startStep + 1; step <= totalSteps; step++) {
+    const batch: Batch = sampler.next();
+    const qs: number[][] = [], ps: number[][] = [], negs: number[][] = [];
+    for (const pair of batch.pairs) {
+      const item = data.items[pair.itemIndex];
+      qs.push(qCache.get(item.question[pair.queryLang]));
+      ps.push(pCache.get(item.answer[pair.passageLang]));
+      const pool = item.negatives?.[pair.passageLang] ?? [];
+      for (let k = 0; k < Math.min(o.hardNegatives, pool.length); k++) {
+        negs.push(pCache.get(pool[k]));
+      }
+    }
+    const lr = learningRate(step, {
+      lr: o.lr,
+      warmupSteps: o.warmupSteps,
+      totalSteps,
+      schedule: o.schedule,
+    });
+    trainer.step(qs, [...ps, ...negs], lr);
+    pairs += qs.length;
+    tokens += [...qs, ...ps, ...negs].reduce((n, s) => n + s.length, 0);
+    batchKinds.set(step, batch.kind);
+    batchesBuffer.push(JSON.stringify({ ...batchToJson(batch), step }));
+
+    const last = step === totalSteps;
+    if (step % o.logEvery === 0 || last || (o.saveEvery && step % o.saveEvery === 0)) {
+      const stats = await trainer.collect();
+      await flushLogs(stats);
+      const s = stats.at(-1)!;
+      const secs = (performance.now() - t0) / 1000;
+      const done = step - startStep;
+      const eta = secs / done * (totalSteps - step);
+      log(
+        `step ${step}/${totalSteps} loss ${s.loss.toFixed(4)} acc ${s.accuracy.toFixed(2)} ` +
+          `lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)} ` +
+          `${(pairs / secs).toFixed(1)} pairs/s ETA ${eta.toFixed(0)}s`,
+      );
+    }
+    if (o.sampler === "lang-sim" && !o.similarityFile && step % o.similarityEvery === 0) {
+      sampler.setSimilarity(
+        await languageSimilarity(encoder, data, {
+          pooling: trainerOptions.pooling,
+          maxLength: o.maxLength,
+        }),
+      );
+    }
+    if (o.saveEvery && step % o.saveEvery === 0 && !last) {
+      await saveCheckpoint(
+        o.out,
+        encoder,
+        trainer,
+        {
+          step,
+          sampler: sampler.state(),
+          options: runOptions,
+          modelFingerprint: fingerprint(config),
+        },
+        o.model,
+        o.tokenizer,
+      );
+    }
+    if (o.eval && o.evalEvery && step % o.evalEvery === 0 && !last) await runEval(step);
+  }
+  const secs = (performance.now() - t0) / 1000;
+
+  // Final model: a Hugging Face directory that embed, eval and PyTorch load.
+  await encoder.params.save(join(o.out, "model.safetensors"));
+  await writeJsonAtomic(join(o.out, "config.json"), configToJson(config));
+  await copyTokenizerFiles(o.tokenizer ?? modelDir, o.out);
+  await saveCheckpoint(
+    o.out,
+    encoder,
+    trainer,
+    {
+      step: totalSteps,
+      sampler: sampler.state(),
+      options: runOptions,
+      modelFingerprint: fingerprint(config),
+    },
+    o.model,
+    o.tokenizer,
+  );
+  if (o.eval) await runEval(totalSteps);
+  const result: TrainResult = {
+    steps: totalSteps,
+    stats: allStats,
+    outDir: o.out,
+    pairsPerSecond: pairs / secs,
+    tokensPerSecond: tokens / secs,
+    evals,
+  };
+  await writeJsonAtomic(join(o.out, "train_summary.json"), {
+    steps: totalSteps,
+    seconds: secs,
+    pairs_per_second: result.pairsPerSecond,
+    tokens_per_second: result.tokensPerSecond,
+    first_loss: allStats[0]?.loss,
+    last_loss: allStats.at(-1)?.loss,
+    options: runOptions,
+  });
+  trainer.release();
+  encoder.release();
+  return result;
+}
+
+/**
+ * Writes `out/checkpoint/` atomically: everything goes to a fresh directory that then replaces
+ * the old one by rename, so a crash leaves either the old or the new checkpoint complete.
+ */
+async function saveCheckpoint(
+  out: string,
+  encoder: Encoder,
+  trainer: Trainer,
+  state: TrainerState,
+  modelDir: string,
+  tokenizerDir?: string,
+): Promise<void> {
+  const final = join(out, "checkpoint");
+  const tmp = join(out, `checkpoint.tmp-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.mkdir(tmp, { recursive: true });
+  await encoder.params.save(join(tmp, "model.safetensors"));
+  await writeSafetensors(join(tmp, "optimizer.safetensors"), await trainer.readMoments());
+  await writeJsonAtomic(join(tmp, "config.json"), configToJson(encoder.config));
+  await copyTokenizerFiles(tokenizerDir ?? modelDir, tmp);
+  await writeJsonAtomic(join(tmp, "trainer_state.json"), state);
+  const old = join(out, "checkpoint.old");
+  if (await exists(final)) {
+    await Deno.remove(old, { recursive: true }).catch(() => {});
+    await Deno.rename(final, old);
+  }
+  await Deno.rename(tmp, final);
+  await Deno.remove(old, { recursive: true }).catch(() => {});
+}
+
+/** The complete checkpoint in `dir` (a run directory or the checkpoint itself). */
+async function findCheckpoint(dir: string): Promise<string> {
+  for (const c of [dir, join(dir, "checkpoint"), join(dir, "checkpoint.old")]) {
+    if (
+      await exists(join(c, "trainer_state.json")) && await exists(join(c, "optimizer.safetensors"))
+    ) {
+      return c;
+    }
+  }
+  throw new Error(
+    `--resume ${dir}: no complete checkpoint (trainer_state.json + optimizer.safetensors)`,
+  );
+}
+
+async function truncateLog(path: string, step: number): Promise<void> {
+  if (!(await exists(path))) return;
+  const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim());
+  const kept = lines.filter((l) => (JSON.parse(l) as { step: number }).step <= step);
+  await writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
+}
+
+async function readSimilarity(
+  path: string,
+  available: string[],
+  langs?: string[],
+): Promise<number[][]> {
+  let parsed: { languages?: unknown; matrix?: unknown };
+  try {
+    parsed = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`--similarity ${path}: ${(e as Error).message}`);
+  }
+  const names = parsed.languages, matrix = parsed.matrix;
+  if (!Array.isArray(names) || !Array.isArray(matrix)) {
+    throw new Error(`--similarity ${path}: expected {"languages": [...], "matrix": [[...]]}`);
+  }
+  const order = langs ?? available;
+  return order.map((a) =>
+    order.map((b) => {
+      const i = names.indexOf(a), j = names.indexOf(b);
+      if (i < 0 || j < 0) throw new Error(`--similarity ${path}: no entry for ${i < 0 ? a : b}`);
+      const v = (matrix[i] as unknown[])?.[j];
+      if (typeof v !== "number") {
+        throw new Error(`--similarity ${path}: matrix[${i}][${j}] is not a number`);
+      }
+      return v;
+    })
+  );
+}

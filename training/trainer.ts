@@ -1,0 +1,217 @@
+/**
+ * One contrastive training step on the GPU, with no host read-back: encode queries and passages
+ * with the shared encoder, L2-normalise, InfoNCE over the batch, backward through both encodings,
+ * global gradient-norm clipping and AdamW. Step statistics (loss, in-batch accuracy, gradient norm)
+ * stay on the GPU until {@linkcode Trainer.collect} reads many steps at once.
+ * @module
+ */
+import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { l2Normalize, l2NormalizeBackward } from "../kernels/l2_norm.ts";
+import { infoNce } from "../kernels/info_nce.ts";
+import { gradNorm } from "../kernels/grad_norm.ts";
+import { adamwStep } from "../kernels/adamw.ts";
+import { type Grads, makeTokenBatch, type Pooling, XlmrModel } from "../model/xlmr.ts";
+import type { XlmrParams } from "../model/params.ts";
+
+/** Optimiser and loss settings of a {@linkcode Trainer}. */
+export interface TrainerOptions {
+  pooling: Exclude<Pooling, "pooler">;
+  temperature: number;
+  symmetric: boolean;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global gradient-norm clip; 0 turns clipping off. */
+  maxGradNorm: number;
+  /** Keep the word-embedding table out of the optimiser (and skip its gradient). */
+  freezeEmbeddings: boolean;
+}
+
+/** Defaults that follow the paper and PyTorch. */
+export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
+  pooling: "cls",
+  temperature: 0.05,
+  symmetric: false,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  maxGradNorm: 1.0,
+  freezeEmbeddings: false,
+};
+
+/** Statistics of one step as read back from the GPU. */
+export interface StepStats {
+  step: number;
+  loss: number;
+  accuracy: number;
+  gradNorm: number;
+  lr: number;
+}
+
+interface PendingStep {
+  step: number;
+  lr: number;
+  lossStats: Tensor;
+  normStats: Tensor;
+}
+
+/**
+ * Owns gradients and AdamW moments for a parameter set and runs steps.
+ *
+ * @example
+ * ```ts ignore
+ * const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, pooling: "mean" });
+ * trainer.step([[0, 5, 2]], [[0, 6, 7, 2]], 3e-5);
+ * console.log(await trainer.collect());
+ * ```
+ */
+export class Trainer {
+  readonly model: XlmrModel;
+  readonly gpu: Gpu;
+  readonly grads: Grads;
+  readonly m: Grads;
+  readonly v: Grads;
+  /** Optimiser steps taken so far. */
+  stepCount = 0;
+  private pending: PendingStep[] = [];
+
+  constructor(readonly params: XlmrParams, readonly options: TrainerOptions) {
+    this.model = new XlmrModel(params);
+    this.gpu = params.gpu;
+    this.grads = params.like("grad");
+    this.m = params.like("adam.m");
+    this.v = params.like("adam.v");
+    if (options.freezeEmbeddings) {
+      // No gradient tensors at all for the table: the backward skips the scatter.
+      const word = "embeddings.word_embeddings.weight";
+      this.gpu.release(...this.grads.get(word)!, ...this.m.get(word)!, ...this.v.get(word)!);
+      this.grads.set(word, []);
+      this.m.set(word, []);
+      this.v.set(word, []);
+    }
+  }
+
+  /** Names of the parameters the optimiser updates (the loss never reaches the pooler). */
+  trainedNames(): string[] {
+    return this.params.list()
+      .map((p) => p.name)
+      .filter((n) => !n.startsWith("pooler.") && (this.grads.get(n)?.length ?? 0) > 0);
+  }
+
+  /** Sets every gradient to zero. */
+  zeroGrad(): void {
+    for (const ts of this.grads.values()) for (const t of ts) this.gpu.fill(t, 0);
+  }
+
+  /**
+   * Records one step for `queries` (B token sequences) against `passages` (B positives, then any
+   * hard negatives). Nothing is read back; call {@linkcode Trainer.collect} every few steps.
+   */
+  step(queries: number[][], passages: number[][], lr: number): void {
+    const gpu = this.gpu, o = this.options, c = this.params.config;
+    if (queries.length === 0 || passages.length < queries.length) {
+      throw new RangeError(
+        `step: ${queries.length} queries need at least as many passages (got ${passages.length})`,
+      );
+    }
+    this.zeroGrad();
+    const qBatch = makeTokenBatch(queries, c);
+    const pBatch = makeTokenBatch(passages, c);
+    const qf = this.model.forward(qBatch, o.pooling, true);
+    const pf = this.model.forward(pBatch, o.pooling, true);
+    const qn = l2Normalize(gpu, qf.pooled);
+    const pn = l2Normalize(gpu, pf.pooled);
+    const loss = infoNce(gpu, qn.y, pn.y, { temperature: o.temperature, symmetric: o.symmetric });
+    const dq = l2NormalizeBackward(gpu, loss.dq, qn.y, qn.norm);
+    const dp = l2NormalizeBackward(gpu, loss.dp, pn.y, pn.norm);
+    gpu.release(qf.pooled, pf.pooled, qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
+    this.model.backward(qf.state!, dq, this.grads);
+    this.model.backward(pf.state!, dp, this.grads);
+    gpu.release(dq, dp);
+
+    const names = this.trainedNames();
+    const normStats = gradNorm(gpu, names.flatMap((n) => this.grads.get(n)!), o.maxGradNorm);
+    this.stepCount++;
+    for (const name of names) {
+      const p = this.params.param(name);
+      const g = this.grads.get(name)!, m = this.m.get(name)!, v = this.v.get(name)!;
+      p.chunks.forEach((t, k) =>
+        adamwStep(gpu, t, g[k], m[k], v[k], {
+          lr,
+          beta1: o.beta1,
+          beta2: o.beta2,
+          eps: o.eps,
+          weightDecay: p.decay ? o.weightDecay : 0,
+          step: this.stepCount,
+        }, normStats)
+      );
+    }
+    this.pending.push({ step: this.stepCount, lr, lossStats: loss.stats, normStats });
+    gpu.flush();
+  }
+
+  /** Reads back the statistics of every step since the last call (one wait). */
+  async collect(): Promise<StepStats[]> {
+    if (this.pending.length === 0) return [];
+    const pending = this.pending;
+    this.pending = [];
+    const values = await this.gpu.readMany(pending.flatMap((p) => [p.lossStats, p.normStats]));
+    const out = pending.map((p, i) => ({
+      step: p.step,
+      lr: p.lr,
+      loss: values[2 * i][0],
+      accuracy: values[2 * i][1],
+      gradNorm: values[2 * i + 1][0],
+    }));
+    for (const p of pending) this.gpu.release(p.lossStats, p.normStats);
+    return out;
+  }
+
+  /** AdamW moments by name (for checkpoints). */
+  async readMoments(): Promise<{ name: string; shape: number[]; data: Float32Array }[]> {
+    const out = [];
+    for (const name of this.trainedNames()) {
+      const p = this.params.param(name);
+      for (const [label, store] of [["m", this.m], ["v", this.v]] as const) {
+        const parts = await this.gpu.readMany(store.get(name)!);
+        const data = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+        let off = 0;
+        for (const a of parts) {
+          data.set(a, off);
+          off += a.length;
+        }
+        out.push({ name: `${label}.${name}`, shape: p.shape, data });
+      }
+    }
+    return out;
+  }
+
+  /** Restores AdamW moments written by {@linkcode Trainer.readMoments}. */
+  writeMoments(get: (name: string) => Float32Array | undefined, source: string): void {
+    for (const name of this.trainedNames()) {
+      const p = this.params.param(name);
+      for (const [label, store] of [["m", this.m], ["v", this.v]] as const) {
+        const data = get(`${label}.${name}`);
+        if (!data) throw new Error(`${source}: optimizer state lacks ${label}.${name}`);
+        let off = 0;
+        for (const t of store.get(name)!) {
+          this.gpu.write(t, data.subarray(off, off + t.size));
+          off += t.size;
+        }
+        if (off !== data.length) {
+          throw new Error(`${source}: ${label}.${name} has ${data.length} values, expected ${off}`);
+        }
+      }
+    }
+  }
+
+  /** Frees gradients and moments. */
+  release(): void {
+    for (const store of [this.grads, this.m, this.v]) {
+      for (const ts of store.values()) this.gpu.release(...ts);
+    }
+  }
+}
