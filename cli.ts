@@ -39,8 +39,12 @@ const COMMANDS: Record<
     run: async () => (await import("./cli/sweep.ts")).sweepCommand,
   },
   bench: {
-    help: "kernel benchmarks: bench matmul --m M --n N --k K [--json]",
+    help: "benchmarks: bench matmul --m M --n N --k K | bench step --config tiny | bench peers [--json]",
     run: async () => (await import("./cli/bench.ts")).benchCommand,
+  },
+  plan: {
+    help: "memory plan: --config base --batch-size 100 --max-length 128 [--json]",
+    run: async () => (await import("./cli/plan.ts")).planCommand,
   },
   smoke: {
     help: "print the adapter and run each kernel once",

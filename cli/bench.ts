@@ -4,6 +4,9 @@
  * `bench matmul --m M --n N --k K [--runs R] [--warmup W] [--json]` computes X[M,K]·W[N,K]ᵀ (the
  * `linear` layout) and reports the median wall time of R runs after W warm-ups, each run one
  * submit and one wait, plus the GPU time from timestamp queries when the adapter has them.
+ *
+ * `bench step ...` (whole training steps, cli/bench_step.ts) and `bench peers ...` (ours against
+ * tfjs-webgpu on the same adapter, bench/peers/tfjs_peer_bench.ts) dispatch to their own files.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -24,7 +27,9 @@ export interface MatmulBenchResult {
   adapter: string;
 }
 
-const USAGE = "usage: bench matmul --m M --n N --k K [--runs R] [--warmup W] [--json]";
+const USAGE = "usage: bench matmul --m M --n N --k K [--runs R] [--warmup W] [--json]\n" +
+  "       bench step --config tiny|small|base --batch-size B --max-length T [--steps N] [--json]\n" +
+  "       bench peers [--quick] [--json]";
 
 function positiveInt(flag: string, value: string | undefined, fallback?: number): number {
   if (value === undefined) {
@@ -56,6 +61,14 @@ function median(xs: number[]): number {
  */
 export async function benchCommand(args: string[]): Promise<void> {
   const [op, ...rest] = args;
+  // Whole training steps and the tfjs-webgpu comparison live in files of their own.
+  if (op === "step") return (await import("./bench_step.ts")).benchStepCommand(rest);
+  if (op === "peers") {
+    // A computed specifier keeps the dev-only tfjs dependency out of the CLI's module graph (and
+    // out of `deno check cli.ts`): npm fetches it only when this subcommand runs.
+    const peers = new URL("../bench/peers/tfjs_peer_bench.ts", import.meta.url).href;
+    return (await import(peers)).peersCommand(rest);
+  }
   if (op !== "matmul") {
     throw new TypeError(
       `bench: unknown or missing benchmark ${JSON.stringify(op ?? "")}\n${USAGE}`,

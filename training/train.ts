@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
-import { configToJson, type XlmrConfig } from "../model/config.ts";
+import { configToJson, loadConfig, type XlmrConfig } from "../model/config.ts";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { loadQaData, type QaDataset } from "./data.ts";
@@ -156,7 +156,8 @@ export async function train(
     saveEvery: 0,
     similarityEvery: 100,
     evalEvery: 0,
-    ...opts,
+    // Flags left out arrive as undefined and must not hide the defaults.
+    ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as TrainOptions,
   };
   const log = o.quiet ? () => {} : (s: string) => console.log(s);
   const data: QaDataset = await loadQaData(o.train, { langs: o.langs });
@@ -215,8 +216,12 @@ export async function train(
     const state = JSON.parse(
       await Deno.readTextFile(join(resumeDir, "trainer_state.json")),
     ) as TrainerState;
-    if (state.modelFingerprint !== fingerprint(config)) {
-      throw new Error(`${o.resume}: checkpoint was made for another model shape`);
+    const requested = await loadConfig(o.model);
+    if (state.modelFingerprint !== fingerprint(requested)) {
+      throw new Error(
+        `--resume ${o.resume}: the checkpoint was made for another model shape than ${o.model} ` +
+          `(${state.modelFingerprint} vs ${fingerprint(requested)})`,
+      );
     }
     sampler = BatchSampler.restore(data, samplerOpts, state.sampler);
     const opt = await SafetensorsFile.open(join(resumeDir, "optimizer.safetensors"));

@@ -1,0 +1,165 @@
+/**
+ * `plan` command: the device-memory plan of one training step (training/memory_plan.ts) for a
+ * configuration and batch shape, plain and with activation checkpointing and GradCache chunking,
+ * against a memory budget (16 GiB by default), with the largest batch that fits each strategy.
+ *
+ * `deno run -A cli.ts plan --config base --batch-size 100 --max-length 128 [--json]`
+ * @module
+ */
+import { choiceFlag, numberFlag, parseFlags } from "./flags.ts";
+import {
+  largestBatch,
+  type MemoryPlan,
+  memoryPlan,
+  type MemoryPlanOptions,
+  planConfig,
+  type PlanConfigName,
+} from "../training/memory_plan.ts";
+
+const GIB = 2 ** 30;
+
+/** One strategy's row of the `plan --json` output (bytes). */
+export interface PlanRow {
+  strategy: string;
+  parameters: number;
+  gradients: number;
+  adam_state: number;
+  activations: number;
+  workspace: number;
+  total: number;
+  fits: boolean;
+  largest_batch: number;
+}
+
+/** What `plan --json` prints. */
+export interface PlanReport {
+  config: PlanConfigName;
+  parameter_count: number;
+  batch_size: number;
+  max_length: number;
+  passage_length: number;
+  hard_negatives: number;
+  grad_cache_chunk: number;
+  budget_bytes: number;
+  rows: PlanRow[];
+}
+
+/**
+ * Builds the plan report (all four strategies) without printing it.
+ *
+ * @example
+ * ```ts
+ * import { planReport } from "./plan.ts";
+ * const r = planReport("base", { batchSize: 100, maxLength: 128 }, 16 * 2 ** 30, 16);
+ * console.log(r.rows.map((row) => `${row.strategy}: ${row.fits}`));
+ * ```
+ */
+export function planReport(
+  name: PlanConfigName,
+  opts: MemoryPlanOptions,
+  budgetBytes: number,
+  chunk: number,
+): PlanReport {
+  const config = planConfig(name);
+  const strategies: [string, Partial<MemoryPlanOptions>][] = [
+    ["plain", { checkpointing: false, gradCacheChunk: 0 }],
+    ["checkpointing", { checkpointing: true, gradCacheChunk: 0 }],
+    [`gradcache(${chunk})`, { checkpointing: false, gradCacheChunk: chunk }],
+    [`checkpointing+gradcache(${chunk})`, { checkpointing: true, gradCacheChunk: chunk }],
+  ];
+  let first: MemoryPlan | null = null;
+  const rows = strategies.map(([strategy, s]) => {
+    const p = memoryPlan(config, { ...opts, ...s });
+    first ??= p;
+    const { batchSize: _b, ...rest } = { ...opts, ...s };
+    return {
+      strategy,
+      parameters: p.parameters,
+      gradients: p.gradients,
+      adam_state: p.adamState,
+      activations: p.activations,
+      workspace: p.workspace,
+      total: p.total,
+      fits: p.total <= budgetBytes,
+      largest_batch: largestBatch(config, rest, budgetBytes),
+    };
+  });
+  const p = first!;
+  return {
+    config: name,
+    parameter_count: p.parameterCount,
+    batch_size: p.options.batchSize,
+    max_length: p.options.maxLength,
+    passage_length: p.options.passageLength,
+    hard_negatives: p.options.hardNegatives,
+    grad_cache_chunk: chunk,
+    budget_bytes: budgetBytes,
+    rows,
+  };
+}
+
+/** The report as a markdown table with a one-line verdict. */
+export function formatPlan(r: PlanReport): string {
+  const gib = (b: number) => (b / GIB).toFixed(2);
+  const head = `memory plan: ${r.config} (${r.parameter_count.toLocaleString("en-US")} params), ` +
+    `batch ${r.batch_size} × ${r.max_length} tokens (passages ${r.passage_length}, ` +
+    `${r.hard_negatives} hard negatives), budget ${gib(r.budget_bytes)} GiB`;
+  const lines = [
+    head,
+    "",
+    "| strategy | params | grads | adam m+v | activations | workspace | total GiB | fits | max batch |",
+    "| --- | --: | --: | --: | --: | --: | --: | --- | --: |",
+    ...r.rows.map((row) =>
+      `| ${row.strategy} | ${gib(row.parameters)} | ${gib(row.gradients)} | ` +
+      `${gib(row.adam_state)} | ${gib(row.activations)} | ${gib(row.workspace)} | ` +
+      `${gib(row.total)} | ${row.fits ? "yes" : "no"} | ${row.largest_batch} |`
+    ),
+  ];
+  const plain = r.rows[0];
+  const fitting = r.rows.filter((x) => x.fits).map((x) => x.strategy);
+  lines.push(
+    "",
+    `batch ${r.batch_size} ${plain.fits ? "fits" : "does not fit"} in ${gib(r.budget_bytes)} GiB ` +
+      `as is; ${fitting.length ? `fits with: ${fitting.join(", ")}` : "no strategy makes it fit"}.`,
+  );
+  return lines.join("\n");
+}
+
+/**
+ * Runs `plan ...flags` (`args` are the words after `plan`).
+ *
+ * @example
+ * ```ts
+ * import { planCommand } from "./plan.ts";
+ * await planCommand(["--config", "tiny", "--batch-size", "8", "--max-length", "32", "--json"]);
+ * ```
+ */
+export function planCommand(args: string[]): Promise<void> {
+  const f = parseFlags("plan", args, {
+    config: { type: "string" },
+    "batch-size": { type: "string" },
+    "max-length": { type: "string" },
+    "passage-length": { type: "string" },
+    "hard-negatives": { type: "string" },
+    "grad-cache-chunk": { type: "string" },
+    "freeze-embeddings": { type: "boolean" },
+    "budget-gib": { type: "string" },
+    json: { type: "boolean" },
+  });
+  const name = choiceFlag(f, "config", ["tiny", "small", "base", "large"] as const) ?? "base";
+  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 100;
+  const maxLength = numberFlag(f, "max-length", { integer: true, min: 1 }) ?? 128;
+  const passageLength = numberFlag(f, "passage-length", { integer: true, min: 1 }) ?? maxLength;
+  const hardNegatives = numberFlag(f, "hard-negatives", { integer: true, min: 0 }) ?? 0;
+  const chunk = numberFlag(f, "grad-cache-chunk", { integer: true, min: 1 }) ?? 16;
+  const budget = (numberFlag(f, "budget-gib", { min: 0 }) ?? 16) * GIB;
+  const report = planReport(name, {
+    batchSize,
+    maxLength,
+    passageLength,
+    hardNegatives,
+    freezeEmbeddings: f["freeze-embeddings"] === true,
+  }, budget, chunk);
+  console.log(f.json ? JSON.stringify(report) : formatPlan(report));
+  return Promise.resolve();
+}

@@ -1,0 +1,234 @@
+/**
+ * Device-memory plan of one contrastive training step, in bytes, from the model configuration and
+ * the batch shape alone. It counts what the engine really allocates: the parameters, one gradient
+ * and two AdamW moments per parameter ({@linkcode Trainer} makes them with `params.like`), and the
+ * activations that `model/xlmr.ts` saves for the backward pass, for the query and the passage
+ * encodings together (both forward states are alive until the first backward starts).
+ *
+ * Saved per layer, for R = sequences·T rows (see `LayerSaved` in model/xlmr.ts): the input h, q, k,
+ * v, the attention output ctx ([R, H] each), the log-sum-exp ([seqs, heads, T]), the first residual
+ * sum with its mean and rstd ([R, H], [R], [R]), the normalised h1 ([R, H]), the intermediate
+ * before and after GELU ([R, I] each), and the second residual sum with its mean and rstd. Per
+ * encoding also: ids, positions, mask, the embedding sum with its statistics, and the last hidden
+ * state.
+ *
+ * Two ways to shrink the activations are planned as well:
+ * - activation checkpointing keeps only each layer's input and recomputes the layer's internals
+ *   during its backward, so one layer's full set is alive at a time;
+ * - GradCache-style chunking encodes the whole batch without saving anything, computes the loss
+ *   gradient with respect to the embeddings, then re-encodes `gradCacheChunk` sequences at a time
+ *   with saved activations and backpropagates each chunk on its own.
+ * @module
+ */
+import { parameterShapes } from "../model/params.ts";
+import { presetConfig, type XlmrConfig } from "../model/config.ts";
+
+/** The batch shape and the memory-saving strategy to plan for. */
+export interface MemoryPlanOptions {
+  /** Queries per step (B); each has one positive passage. */
+  batchSize: number;
+  /** Padded query length in tokens (T). */
+  maxLength: number;
+  /** Padded passage length; defaults to `maxLength`. */
+  passageLength?: number;
+  /** Hard negatives per query (extra passages); default 0. */
+  hardNegatives?: number;
+  /** Keep only layer inputs and recompute each layer in the backward pass. */
+  checkpointing?: boolean;
+  /** Sequences per GradCache chunk (0 or absent: no chunking). */
+  gradCacheChunk?: number;
+  /** The word-embedding table is frozen: no gradient and no moments for it. */
+  freezeEmbeddings?: boolean;
+}
+
+/** Activation bytes of one encoding (queries or passages). */
+export interface SideActivations {
+  sequences: number;
+  length: number;
+  /** Bytes of one layer's saved set (all fifteen tensors). */
+  perLayer: number;
+  /** Bytes saved once per encoding: ids, positions, mask, embedding sum and stats, last state. */
+  embeddings: number;
+  /** Bytes this encoding keeps alive between its forward and its backward. */
+  saved: number;
+}
+
+/** Result of {@linkcode memoryPlan}: bytes by category, plus the details behind them. */
+export interface MemoryPlan {
+  /** Scalar parameters of the model (pooler included). */
+  parameterCount: number;
+  parameters: number;
+  gradients: number;
+  adamState: number;
+  /** Saved activations alive at the peak (both encodings, or one chunk with GradCache). */
+  activations: number;
+  /**
+   * Transient buffers at the peak (the start of the first backward): the gradient of the layer
+   * output, of the FFN activation, the pooled embeddings and the loss. An estimate, not an exact
+   * count of the buffer pool.
+   */
+  workspace: number;
+  total: number;
+  queries: SideActivations;
+  passages: SideActivations;
+  options: Required<MemoryPlanOptions>;
+}
+
+const F32 = 4;
+
+function positiveInt(field: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) {
+    throw new RangeError(`memoryPlan: ${field} must be a positive integer, got ${v}`);
+  }
+}
+
+/**
+ * Bytes one encoding of `seqs` sequences of `len` tokens saves for its backward pass.
+ * With `checkpointing` only each layer's input is kept.
+ */
+function side(c: XlmrConfig, seqs: number, len: number, checkpointing: boolean): SideActivations {
+  const H = c.hiddenSize, I = c.intermediateSize, R = seqs * len;
+  // h, q, k, v, ctx, sum1, h1, sum2: [R, H]; inter, act: [R, I]; mean1, rstd1, mean2, rstd2: [R];
+  // lse: [seqs, heads, len].
+  const perLayer = F32 * (R * (8 * H + 2 * I + 4) + seqs * c.numHeads * len);
+  // ids, positions (u32), mask, embMean, embRstd: [R]; embSum and the last hidden state: [R, H].
+  const embeddings = F32 * (R * (2 * H + 5));
+  const layerInput = F32 * R * H;
+  const saved = embeddings + c.numLayers * (checkpointing ? layerInput : perLayer);
+  return { sequences: seqs, length: len, perLayer, embeddings, saved };
+}
+
+/**
+ * The memory plan of one training step.
+ *
+ * @example
+ * ```ts
+ * import { presetConfig } from "../model/config.ts";
+ * import { memoryPlan } from "./memory_plan.ts";
+ * const plan = memoryPlan(presetConfig("base"), { batchSize: 100, maxLength: 128 });
+ * console.log(plan.parameterCount); // 278043648
+ * console.log((plan.total / 2 ** 30).toFixed(1), "GiB");
+ * ```
+ */
+export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): MemoryPlan {
+  const o: Required<MemoryPlanOptions> = {
+    passageLength: options.maxLength,
+    hardNegatives: 0,
+    checkpointing: false,
+    gradCacheChunk: 0,
+    freezeEmbeddings: false,
+    ...options,
+  };
+  positiveInt("batchSize", o.batchSize);
+  positiveInt("maxLength", o.maxLength);
+  positiveInt("passageLength", o.passageLength);
+  if (!Number.isInteger(o.hardNegatives) || o.hardNegatives < 0) {
+    throw new RangeError(`memoryPlan: hardNegatives must be an integer ≥ 0, got ${o.hardNegatives}`);
+  }
+  if (!Number.isInteger(o.gradCacheChunk) || o.gradCacheChunk < 0) {
+    throw new RangeError(
+      `memoryPlan: gradCacheChunk must be an integer ≥ 0, got ${o.gradCacheChunk}`,
+    );
+  }
+  const H = config.hiddenSize, I = config.intermediateSize;
+  let parameterCount = 0, wordTable = 0;
+  for (const [name, shape] of parameterShapes(config)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    parameterCount += n;
+    if (name === "embeddings.word_embeddings.weight") wordTable = n;
+  }
+  const trained = o.freezeEmbeddings ? parameterCount - wordTable : parameterCount;
+  const B = o.batchSize, P = o.batchSize * (1 + o.hardNegatives);
+  const chunk = o.gradCacheChunk;
+  // With GradCache only one chunk of one encoding holds saved activations at a time.
+  const queries = side(config, chunk ? Math.min(chunk, B) : B, o.maxLength, o.checkpointing);
+  const passages = side(config, chunk ? Math.min(chunk, P) : P, o.passageLength, o.checkpointing);
+  const recompute = o.checkpointing
+    ? Math.max(queries.perLayer, passages.perLayer) // one layer rebuilt at a time
+    : 0;
+  const saved = chunk ? Math.max(queries.saved, passages.saved) : queries.saved + passages.saved;
+  const activations = saved + recompute;
+  // At the start of the first backward: dh and dSum2 ([R, H]) and dAct ([R, I]) of the widest
+  // encoding in flight, plus pooled/normalised embeddings and their gradients ([B+P, H] × 4, kept
+  // whole by GradCache too) and the [B, P] logits.
+  const R = Math.max(queries.sequences * queries.length, passages.sequences * passages.length);
+  const workspace = F32 * (R * (2 * H + I) + 4 * (B + P) * H + B * P);
+  const parameters = F32 * parameterCount;
+  const gradients = F32 * trained;
+  const adamState = 2 * F32 * trained;
+  return {
+    parameterCount,
+    parameters,
+    gradients,
+    adamState,
+    activations,
+    workspace,
+    total: parameters + gradients + adamState + activations + workspace,
+    queries,
+    passages,
+    options: o,
+  };
+}
+
+/** Configuration names the plan and step benchmarks accept. */
+export type PlanConfigName = "tiny" | "small" | "base" | "large";
+
+/**
+ * A named configuration: the presets of model/config.ts plus "small" (hidden 256, 4 layers,
+ * 4 heads, intermediate 1024, tiny's 16001-word vocabulary, 514 positions), the mid-size model the
+ * step benchmark uses. `overrides` apply last (e.g. a smaller vocabulary).
+ *
+ * @example
+ * ```ts
+ * import { planConfig } from "./memory_plan.ts";
+ * console.log(planConfig("small").hiddenSize); // 256
+ * ```
+ */
+export function planConfig(name: PlanConfigName, overrides: Partial<XlmrConfig> = {}): XlmrConfig {
+  if (name === "small") {
+    return presetConfig("tiny", {
+      hiddenSize: 256,
+      numLayers: 4,
+      numHeads: 4,
+      intermediateSize: 1024,
+      maxPositions: 514,
+      ...overrides,
+    });
+  }
+  if (name !== "tiny" && name !== "base" && name !== "large") {
+    throw new TypeError(
+      `planConfig: unknown configuration ${JSON.stringify(name)} (tiny|small|base|large)`,
+    );
+  }
+  return presetConfig(name, overrides);
+}
+
+/**
+ * The largest batch size whose plan total stays within `budgetBytes` (0 when even one query does
+ * not fit), searching up to `limit`.
+ *
+ * @example
+ * ```ts
+ * import { presetConfig } from "../model/config.ts";
+ * import { largestBatch } from "./memory_plan.ts";
+ * const b = largestBatch(presetConfig("base"), { maxLength: 128 }, 16 * 2 ** 30);
+ * console.log(b > 0);
+ * ```
+ */
+export function largestBatch(
+  config: XlmrConfig,
+  options: Omit<MemoryPlanOptions, "batchSize">,
+  budgetBytes: number,
+  limit = 1 << 16,
+): number {
+  const fits = (b: number) => memoryPlan(config, { ...options, batchSize: b }).total <= budgetBytes;
+  if (!fits(1)) return 0;
+  let lo = 1, hi = limit;
+  if (fits(hi)) return hi;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
