@@ -88,13 +88,9 @@ export { train, type TrainOptions, type TrainResult } from "./training/train.ts"
 export { runSweep, type SweepVariant } from "./training/sweep.ts";
 
 // Evaluation
-export {
-  evaluateBeir,
-  evaluateLareqa,
-  type LareqaReport,
-  loadBeir,
-  loadLareqa,
-} from "./eval/retrieval.ts";
+export { type EmbedFn, evaluateBeir, evaluateLareqa, type LareqaReport } from "./eval/retrieval.ts";
+export { type LareqaOptions, type LareqaSet, loadLareqa } from "./eval/lareqa.ts";
+export { type BeirSet, loadBeir } from "./eval/beir.ts";
 export { renderComparison, renderReport, writeReportDir } from "./eval/report.ts";
 
 // Demo

@@ -178,7 +178,11 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
       `bench step: --max-length must be in [2, ${maxTokens}] for ${o.config}, got ${o.maxLength}`,
     );
   }
-  const plan = memoryPlan(config, { batchSize: o.batchSize, maxLength: o.maxLength, hardNegatives });
+  const plan = memoryPlan(config, {
+    batchSize: o.batchSize,
+    maxLength: o.maxLength,
+    hardNegatives,
+  });
   const next = mulberry(o.seed ?? 1);
   const params = XlmrParams.init(gpu, config, o.seed ?? 1);
   const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS });
@@ -244,7 +248,12 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     }
     const rows: KernelShare[] = [];
     for (const [kernel, list] of groups) {
-      rows.push({ kernel, dispatches: list.length, gpu_ms: (await replay(gpu, list, scratch))!, share: 0 });
+      rows.push({
+        kernel,
+        dispatches: list.length,
+        gpu_ms: (await replay(gpu, list, scratch))!,
+        share: 0,
+      });
     }
     const total = rows.reduce((a, r) => a + r.gpu_ms, 0);
     for (const r of rows) {

@@ -9,7 +9,9 @@ import { choiceFlag, listFlag, numberFlag, parseFlags, required } from "./flags.
 import { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeJsonAtomic } from "../model/atomic_write.ts";
-import { evaluateBeir, evaluateLareqa, loadBeir, loadLareqa } from "../eval/retrieval.ts";
+import { evaluateBeir, evaluateLareqa } from "../eval/retrieval.ts";
+import { loadLareqa } from "../eval/lareqa.ts";
+import { loadBeir } from "../eval/beir.ts";
 import { writeReportDir } from "../eval/report.ts";
 
 async function isBeir(dir: string): Promise<boolean> {

@@ -153,13 +153,18 @@ export function planCommand(args: string[]): Promise<void> {
   const hardNegatives = numberFlag(f, "hard-negatives", { integer: true, min: 0 }) ?? 0;
   const chunk = numberFlag(f, "grad-cache-chunk", { integer: true, min: 1 }) ?? 16;
   const budget = (numberFlag(f, "budget-gib", { min: 0 }) ?? 16) * GIB;
-  const report = planReport(name, {
-    batchSize,
-    maxLength,
-    passageLength,
-    hardNegatives,
-    freezeEmbeddings: f["freeze-embeddings"] === true,
-  }, budget, chunk);
+  const report = planReport(
+    name,
+    {
+      batchSize,
+      maxLength,
+      passageLength,
+      hardNegatives,
+      freezeEmbeddings: f["freeze-embeddings"] === true,
+    },
+    budget,
+    chunk,
+  );
   console.log(f.json ? JSON.stringify(report) : formatPlan(report));
   return Promise.resolve();
 }

@@ -15,7 +15,8 @@ import { writeJsonAtomic } from "../model/atomic_write.ts";
 import { Encoder } from "../model/encoder.ts";
 import { train } from "../training/train.ts";
 import type { SamplerKind } from "../training/sampler.ts";
-import { evaluateLareqa, type LareqaReport, loadLareqa } from "../eval/retrieval.ts";
+import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
+import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
 
 /** Settings of one demo run. */
@@ -80,7 +81,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
   );
 
   // 2. Tokenizer and a randomly initialised model, through the paths real checkpoints take.
-  const tokenizer = XlmrTokenizer.fromVocab(corpus.vocabulary);
+  const tokenizer = XlmrTokenizer.fromVocab(corpus.vocabulary, { foldWhitespace: true });
   const tokDir = join(opts.out, "tokenizer");
   await Deno.mkdir(tokDir, { recursive: true });
   await writeJsonAtomic(join(tokDir, "tokenizer.json"), tokenizer.toJson());
@@ -106,7 +107,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
       return await evaluateLareqa(
         gpu,
         evalSet,
-        (items) => enc.embed(items, { pooling: "cls", maxLength: plan.maxLength }),
+        (items) => enc.embed(items, { pooling: "mean", maxLength: plan.maxLength }),
       );
     } finally {
       enc.release();
@@ -136,7 +137,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
       schedule: "linear",
       maxLength: plan.maxLength,
       seed,
-      pooling: "cls",
+      pooling: "mean",
       logEvery: Math.max(1, Math.round(plan.steps / 6)),
       quiet: false,
     });
@@ -176,6 +177,11 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
   return { runs, baseline, reportPaths, table, seconds };
 }
 
+/** A metric for a table: "n/a" when the setting had no queries. */
+export function fixed(x: number | null | undefined, digits: number): string {
+  return typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "n/a";
+}
+
 /** The side-by-side table the demo prints. */
 export function comparisonTable(baseline: LareqaReport, runs: DemoRun[]): string {
   const rows = [
@@ -190,8 +196,8 @@ export function comparisonTable(baseline: LareqaReport, runs: DemoRun[]): string
     "| run | mono mAP | cross mAP | multi mAP | language bias ↓ | loss (first → last) |";
   const sep = "| --- | ---: | ---: | ---: | ---: | --- |";
   const lines = rows.map(({ name, report, loss }) =>
-    `| ${name} | ${report.map.monolingual.toFixed(3)} | ${report.map.crosslingual.toFixed(3)} | ` +
-    `${report.map.multilingual.toFixed(3)} | ${report.language_bias.mean.toFixed(1)} | ${loss} |`
+    `| ${name} | ${fixed(report.map.monolingual, 3)} | ${fixed(report.map.crosslingual, 3)} | ` +
+    `${fixed(report.map.multilingual, 3)} | ${fixed(report.language_bias.mean, 1)} | ${loss} |`
   );
   return [header, sep, ...lines].join("\n");
 }

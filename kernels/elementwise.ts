@@ -24,6 +24,11 @@ export function add(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   if (a.size !== b.size) throw new RangeError(`add: shapes differ: ${a} vs ${b}`);
   const y = out ?? gpu.alloc(a.shape, "f32", "add.out");
   if (y.size !== a.size) throw new RangeError(`add: out ${y} does not match ${a}`);
-  gpu.dispatch({ shader: "elementwise.wgsl", entry: "add" }, [a, b, y], [u32(a.size)], Gpu.grid(Math.ceil(a.size / 256)));
+  gpu.dispatch(
+    { shader: "elementwise.wgsl", entry: "add" },
+    [a, b, y],
+    [u32(a.size)],
+    Gpu.grid(Math.ceil(a.size / 256)),
+  );
   return y;
 }

@@ -123,7 +123,9 @@ export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): Memo
   positiveInt("maxLength", o.maxLength);
   positiveInt("passageLength", o.passageLength);
   if (!Number.isInteger(o.hardNegatives) || o.hardNegatives < 0) {
-    throw new RangeError(`memoryPlan: hardNegatives must be an integer ≥ 0, got ${o.hardNegatives}`);
+    throw new RangeError(
+      `memoryPlan: hardNegatives must be an integer ≥ 0, got ${o.hardNegatives}`,
+    );
   }
   if (!Number.isInteger(o.gradCacheChunk) || o.gradCacheChunk < 0) {
     throw new RangeError(

@@ -8,9 +8,11 @@ import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
-import { evaluateLareqa, type LareqaReport, loadLareqa } from "../eval/retrieval.ts";
+import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
+import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
 import { train, type TrainOptions } from "./train.ts";
+import { fixed } from "../demo/run.ts";
 import type { SamplerKind } from "./sampler.ts";
 
 /** One point of a sweep. */
@@ -30,12 +32,12 @@ export interface SweepResult {
 
 /** Mean of `values` for the languages of each group. */
 export function groupMeans(
-  values: Record<string, number>,
+  values: Record<string, number | null>,
   groups: Record<string, string[]>,
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [g, langs] of Object.entries(groups)) {
-    const v = langs.map((l) => values[l]).filter((x) => typeof x === "number");
+    const v = langs.map((l) => values[l]).filter((x): x is number => typeof x === "number");
     out[g] = v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
   }
   return out;
@@ -96,12 +98,9 @@ export async function runSweep(gpu: Gpu, opts: {
     "| run | mono | cross | multi | bias ↓ | last loss |\n| --- | ---: | ---: | ---: | ---: | ---: |";
   const table = header + "\n" +
     runs.map(({ variant, report, lastLoss }) =>
-      `| ${variant.name} | ${report.map.monolingual.toFixed(3)} | ${
-        report.map.crosslingual.toFixed(3)
-      } | ` +
-      `${report.map.multilingual.toFixed(3)} | ${report.language_bias.mean.toFixed(1)} | ${
-        lastLoss.toFixed(3)
-      } |`
+      `| ${variant.name} | ${fixed(report.map.monolingual, 3)} | ` +
+      `${fixed(report.map.crosslingual, 3)} | ${fixed(report.map.multilingual, 3)} | ` +
+      `${fixed(report.language_bias.mean, 1)} | ${fixed(lastLoss, 3)} |`
     ).join("\n");
   let groupTable = "";
   if (groups) {
@@ -117,8 +116,8 @@ export async function runSweep(gpu: Gpu, opts: {
           groups!,
         );
         return `| ${variant.name} | ${
-          names.map((g) => multi[g].toFixed(3)).join(" | ")
-        } | ${names.map((g) => mono[g].toFixed(3)).join(" | ")} |`;
+          names.map((g) => fixed(multi[g], 3)).join(" | ")
+        } | ${names.map((g) => fixed(mono[g], 3)).join(" | ")} |`;
       }).join("\n");
   }
   const reportPaths = await writeReportDir(

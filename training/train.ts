@@ -287,7 +287,8 @@ export async function train(
 
   const runEval = async (step: number) => {
     if (!o.eval) return;
-    const { evaluateLareqa, loadLareqa } = await import("../eval/retrieval.ts");
+    const { evaluateLareqa } = await import("../eval/retrieval.ts");
+    const { loadLareqa } = await import("../eval/lareqa.ts");
     const set = await loadLareqa(o.eval, { limitQuestions: o.evalLimitQuestions });
     const report = await evaluateLareqa(
       gpu,

@@ -12,40 +12,47 @@ import { gpuTest } from "../_helpers.ts";
 
 const SHARED = fileURLToPath(new URL("../../../shared/", import.meta.url));
 
-gpuTest("XQuAD-R mAP, per-pair mAP and language bias of the tiny model match the reference", async (gpu) => {
-  const enc = await Encoder.load(
-    gpu,
-    join(SHARED, "fixtures/xlmr-tiny/model"),
-    join(SHARED, "fixtures/tokenizer"),
-  );
-  const opts = { langs: ["en", "de", "zh"], limitQuestions: 40, candidate: "sentence" as const };
-  const set = await loadLareqa(join(SHARED, "data/xquad-r"), opts);
-  const report = await evaluateLareqa(
-    gpu,
-    set,
-    (items) => enc.embed(items, { pooling: "mean", maxLength: 64 }),
-    opts,
-  );
-  const want = JSON.parse(
-    await Deno.readTextFile(join(SHARED, "fixtures/xlmr-tiny/eval_expected.json")),
-  );
-  const close = (got: number, exp: number, what: string) =>
-    ok(Math.abs(got - exp) <= 5e-4, `${what}: ${got} vs reference ${exp}`);
-  for (const k of ["monolingual", "crosslingual", "multilingual", "multilingual_micro"]) {
-    close(report.map[k as keyof typeof report.map] as number, want.map[k], `map.${k}`);
-  }
-  for (const q of Object.keys(want.pairs)) {
-    for (const c of Object.keys(want.pairs[q])) {
-      close(report.pairs[q][c] as number, want.pairs[q][c], `pairs.${q}.${c}`);
-    }
-    close(
-      report.multilingual_by_language[q] as number,
-      want.multilingual_by_language[q],
-      `multilingual_by_language.${q}`,
+gpuTest(
+  "XQuAD-R mAP, per-pair mAP and language bias of the tiny model match the reference",
+  async (gpu) => {
+    const enc = await Encoder.load(
+      gpu,
+      join(SHARED, "fixtures/xlmr-tiny/model"),
+      join(SHARED, "fixtures/tokenizer"),
     );
-    close(report.language_bias.by_language[q] as number, want.language_bias.by_language[q], `bias.${q}`);
-  }
-  close(report.language_bias.mean as number, want.language_bias.mean, "language_bias.mean");
-  ok(report.counts.queries === want.counts.queries, "query count");
-  enc.release();
-});
+    const opts = { langs: ["en", "de", "zh"], limitQuestions: 40, candidate: "sentence" as const };
+    const set = await loadLareqa(join(SHARED, "data/xquad-r"), opts);
+    const report = await evaluateLareqa(
+      gpu,
+      set,
+      (items) => enc.embed(items, { pooling: "mean", maxLength: 64 }),
+      opts,
+    );
+    const want = JSON.parse(
+      await Deno.readTextFile(join(SHARED, "fixtures/xlmr-tiny/eval_expected.json")),
+    );
+    const close = (got: number, exp: number, what: string) =>
+      ok(Math.abs(got - exp) <= 5e-4, `${what}: ${got} vs reference ${exp}`);
+    for (const k of ["monolingual", "crosslingual", "multilingual", "multilingual_micro"]) {
+      close(report.map[k as keyof typeof report.map] as number, want.map[k], `map.${k}`);
+    }
+    for (const q of Object.keys(want.pairs)) {
+      for (const c of Object.keys(want.pairs[q])) {
+        close(report.pairs[q][c] as number, want.pairs[q][c], `pairs.${q}.${c}`);
+      }
+      close(
+        report.multilingual_by_language[q] as number,
+        want.multilingual_by_language[q],
+        `multilingual_by_language.${q}`,
+      );
+      close(
+        report.language_bias.by_language[q] as number,
+        want.language_bias.by_language[q],
+        `bias.${q}`,
+      );
+    }
+    close(report.language_bias.mean as number, want.language_bias.mean, "language_bias.mean");
+    ok(report.counts.queries === want.counts.queries, "query count");
+    enc.release();
+  },
+);

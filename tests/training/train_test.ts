@@ -50,7 +50,11 @@ gpuTest("a run killed after a checkpoint resumes to the same parameters and logs
     await Deno.readTextFile(join(root, "interrupted/checkpoint/trainer_state.json")),
   );
   deepEqual(state.step, 4);
-  await train(gpu, { ...common, out: join(root, "interrupted"), resume: join(root, "interrupted") });
+  await train(gpu, {
+    ...common,
+    out: join(root, "interrupted"),
+    resume: join(root, "interrupted"),
+  });
   const a = await Deno.readFile(join(root, "straight/model.safetensors"));
   const b = await Deno.readFile(join(root, "interrupted/model.safetensors"));
   ok(a.length === b.length && a.every((v, i) => v === b[i]), "resumed weights differ");
@@ -64,40 +68,48 @@ gpuTest("a run killed after a checkpoint resumes to the same parameters and logs
   await Deno.remove(root, { recursive: true });
 });
 
-gpuTest("training a tiny model on XQuAD-R pairs lowers the loss and raises in-batch accuracy", async (gpu) => {
-  const root = await Deno.makeTempDir();
-  const model = await tinyModel(join(root, "init"), 5);
-  // Mean pooling learns from a random start within a CI budget; CLS needs many more steps.
-  const steps = 100;
-  const r = await train(gpu, {
-    model,
-    train: join(SHARED, "data/xquad-r"),
-    langs: ["de", "en"],
-    out: join(root, "run"),
-    sampler: "hybrid",
-    steps,
-    batchSize: 8,
-    lr: 5e-3,
-    warmupSteps: 10,
-    pooling: "mean",
-    maxLength: 32,
-    logEvery: 20,
-    seed: 1,
-    quiet: true,
-  });
-  deepEqual(r.stats.length, steps);
-  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const first = r.stats.slice(0, 20), last = r.stats.slice(-20);
-  const loss0 = avg(first.map((s) => s.loss)), loss1 = avg(last.map((s) => s.loss));
-  const acc0 = avg(first.map((s) => s.accuracy)), acc1 = avg(last.map((s) => s.accuracy));
-  ok(loss1 < loss0 - 0.1, `loss ${loss0.toFixed(3)} → ${loss1.toFixed(3)}`);
-  ok(acc1 > acc0 + 0.05, `in-batch accuracy ${acc0.toFixed(2)} → ${acc1.toFixed(2)}`);
-  const lines = (await Deno.readTextFile(join(root, "run/metrics.jsonl"))).trim().split("\n");
-  deepEqual(lines.length, steps);
-  const line = JSON.parse(lines[0]);
-  for (const key of ["step", "loss", "lr", "grad_norm", "kind"]) ok(key in line, `metrics lack ${key}`);
-  await Deno.remove(root, { recursive: true });
-});
+gpuTest(
+  "training a tiny model on XQuAD-R pairs lowers the loss and raises in-batch accuracy",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"), 5);
+    // Mean pooling learns from a random start within a CI budget; CLS needs many more steps.
+    const steps = 100;
+    const r = await train(gpu, {
+      model,
+      train: join(SHARED, "data/xquad-r"),
+      langs: ["de", "en"],
+      out: join(root, "run"),
+      sampler: "hybrid",
+      steps,
+      batchSize: 8,
+      lr: 5e-3,
+      warmupSteps: 10,
+      pooling: "mean",
+      maxLength: 32,
+      logEvery: 20,
+      seed: 1,
+      quiet: true,
+    });
+    deepEqual(r.stats.length, steps);
+    const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const first = r.stats.slice(0, 20), last = r.stats.slice(-20);
+    const loss0 = avg(first.map((s) => s.loss)), loss1 = avg(last.map((s) => s.loss));
+    const acc0 = avg(first.map((s) => s.accuracy)), acc1 = avg(last.map((s) => s.accuracy));
+    ok(loss1 < loss0 - 0.1, `loss ${loss0.toFixed(3)} → ${loss1.toFixed(3)}`);
+    ok(acc1 > acc0 + 0.05, `in-batch accuracy ${acc0.toFixed(2)} → ${acc1.toFixed(2)}`);
+    const lines = (await Deno.readTextFile(join(root, "run/metrics.jsonl"))).trim().split("\n");
+    deepEqual(lines.length, steps);
+    const line = JSON.parse(lines[0]);
+    for (const key of ["step", "loss", "lr", "grad_norm", "kind"]) {
+      ok(
+        key in line,
+        `metrics lack ${key}`,
+      );
+    }
+    await Deno.remove(root, { recursive: true });
+  },
+);
 
 gpuTest("a resume directory made for another model is refused", async (gpu) => {
   const root = await Deno.makeTempDir();
