@@ -1,19 +1,22 @@
 /**
  * Fused scaled dot-product attention (FlashAttention-style) and its backward pass.
  *
- * q, k, v and out use the layout a linear layer writes, `[B, T, heads·headDim]`; each workgroup
- * takes one (query block, head, batch), streams keys and values through workgroup memory and
- * keeps a running max and sum per query (online softmax), so no `[T×T]` matrix ever reaches
- * device memory. The per-row log-sum-exp is saved for the backward pass, which recomputes the
- * probabilities (FlashAttention-2): one kernel for dq, one for dk and dv, no atomics, fixed
- * summation order (deterministic).
+ * q, k, v and out use the layout a linear layer writes, `[B, T, heads·headDim]`. Each invocation
+ * owns a few consecutive query rows of one (batch, head), walks the keys and values in order
+ * straight from device memory and keeps a running max and sum per row (online softmax), so no
+ * `[T×T]` matrix ever reaches device memory. The per-row log-sum-exp is saved for the backward
+ * pass, which recomputes the probabilities (FlashAttention-2): one kernel for dq, one for dk and
+ * dv (an invocation per few keys), no atomics, fixed summation order (deterministic). How many
+ * rows an invocation owns and the workgroup size are picked per call from the shape
+ * (see kernels/ATTENTION_NOTES.md for the measurements behind the choice).
  *
  * The mask is `[B, T]` f32, 1 for real tokens and 0 for padding: padded keys are skipped (the same
  * as an additive −∞), padded query rows still get finite outputs. A row with no real key at all
  * gets zeros. `headDim` must be a multiple of 4 (rows move as vec4) and at most 64.
  * @module
  */
-import { f32, type Gpu, u32 } from "./runtime.ts";
+import { f32, Gpu, u32 } from "./runtime.ts";
+import { isCpuAdapter } from "./matmul.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Shape of an attention call. */
@@ -27,8 +30,6 @@ export interface AttentionDims {
 }
 
 const SHADER = "attention.wgsl";
-/** Queries (or keys) per workgroup; must match `BQ` in attention.wgsl. */
-const BLOCK = 64;
 /** Largest head size the register arrays in attention.wgsl hold. */
 const MAX_HEAD_DIM = 64;
 
@@ -91,12 +92,47 @@ function checkLse(op: string, lse: Tensor, dims: AttentionDims): void {
   }
 }
 
-function params(dims: AttentionDims, scale: number) {
-  return [u32(dims.batch), u32(dims.seq), u32(dims.heads), f32(scale)];
+/** Work split of one call: rows per invocation, workgroup size, invocations per (batch, head). */
+interface Plan {
+  rows: number;
+  wg: number;
+  groups: number;
+  workgroups: [number, number];
 }
 
-function grid(dims: AttentionDims): [number, number, number] {
-  return [Math.ceil(dims.seq / BLOCK), dims.heads, dims.batch];
+/** Largest power of two ≤ n (n ≥ 1). */
+function floorPow2(n: number): number {
+  return 2 ** Math.floor(Math.log2(n));
+}
+
+/**
+ * Rows per invocation: each loaded key/value vec4 serves that many rows. On a CPU adapter
+ * (lavapipe) loads are what cost and spilled registers are cheap, so 8 rows at every head size;
+ * on a real GPU the rows' registers (2·headDim/4 vec4 each) must stay small, so 16/(headDim/4)
+ * rows (1 at headDim 64, as many registers as the tiled kernel before). Never more rows than seq
+ * rounded up to a power of two. Workgroup: 64 invocations, fewer when that would leave fewer than
+ * 8 workgroups, so that short sequences still spread over every core.
+ */
+function plan(dims: AttentionDims, cpu: boolean): Plan {
+  const d4 = dims.headDim / 4;
+  const seqPow2 = 2 ** Math.ceil(Math.log2(dims.seq));
+  const rows = Math.min(cpu ? 8 : Math.max(1, 16 / d4), seqPow2);
+  const groups = Math.ceil(dims.seq / rows);
+  const threads = dims.batch * dims.heads * groups;
+  const wg = Math.max(8, Math.min(64, floorPow2(Math.max(1, threads / 8))));
+  return { rows, wg, groups, workgroups: Gpu.grid(Math.ceil(threads / wg)) };
+}
+
+const cpuAdapters = new WeakMap<Gpu, boolean>();
+
+function planFor(gpu: Gpu, dims: AttentionDims): Plan {
+  let cpu = cpuAdapters.get(gpu);
+  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  return plan(dims, cpu);
+}
+
+function params(dims: AttentionDims, scale: number, groups: number) {
+  return [u32(dims.batch), u32(dims.seq), u32(dims.heads), f32(scale), u32(groups)];
 }
 
 /**
@@ -132,11 +168,17 @@ export function attention(
   checkMask(op, mask, dims);
   const out = gpu.alloc(q.shape, "f32", "attention.out");
   const lse = gpu.alloc([dims.batch, dims.heads, dims.seq], "f32", "attention.lse");
+  const pl = planFor(gpu, dims);
   gpu.dispatch(
-    { shader: SHADER, entry: "forward", constants: { HEAD_DIM: dims.headDim } },
+    {
+      shader: SHADER,
+      entry: "forward",
+      constants: { WG: pl.wg },
+      template: { d4: dims.headDim / 4, rows: pl.rows },
+    },
     [q, k, v, mask, out, lse],
-    params(dims, scale),
-    grid(dims),
+    params(dims, scale, pl.groups),
+    pl.workgroups,
   );
   return { out, lse };
 }
@@ -179,31 +221,36 @@ export function attentionBackward(
   checkActivation(op, "out", out, dims);
   checkLse(op, lse, dims);
   checkMask(op, mask, dims);
-  const constants = { HEAD_DIM: dims.headDim };
-  const prm = params(dims, scale);
-  const g = grid(dims);
+  const pl = planFor(gpu, dims);
+  const spec = (entry: string, rows: number, wg: number) => ({
+    shader: SHADER,
+    entry,
+    constants: { WG: wg },
+    template: { d4: dims.headDim / 4, rows },
+  });
   // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
   const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
+  const rowCount = dims.batch * dims.heads * dims.seq;
   gpu.dispatch(
-    { shader: SHADER, entry: "backward_delta", constants },
+    spec("backward_delta", 1, 64),
     [dOut, out, lse, stats],
-    prm,
-    g,
+    params(dims, scale, dims.seq),
+    Gpu.grid(Math.ceil(rowCount / 64)),
   );
   const dq = gpu.alloc(q.shape, "f32", "attention.dq");
   const dk = gpu.alloc(k.shape, "f32", "attention.dk");
   const dv = gpu.alloc(v.shape, "f32", "attention.dv");
   gpu.dispatch(
-    { shader: SHADER, entry: "backward_dq", constants },
+    spec("backward_dq", pl.rows, pl.wg),
     [dOut, q, k, v, stats, mask, dq],
-    prm,
-    g,
+    params(dims, scale, pl.groups),
+    pl.workgroups,
   );
   gpu.dispatch(
-    { shader: SHADER, entry: "backward_dkdv", constants },
+    spec("backward_dkdv", pl.rows, pl.wg),
     [dOut, q, k, v, stats, mask, dk, dv],
-    prm,
-    g,
+    params(dims, scale, pl.groups),
+    pl.workgroups,
   );
   // Later dispatches in the same pass run after these, so the pool may hand it out again now.
   gpu.release(stats);

@@ -1,28 +1,31 @@
 // Fused scaled dot-product attention, FlashAttention-style (online softmax, no [seq×seq] matrix in
 // device memory). q, k, v, out, dq, dk, dv: [B, T, H·D] (the layout a linear layer writes);
-// mask: [B, T] (> 0.5 = real token); lse: [B, H, T]; stats: [B, H, T, 2] (lse, delta).
+// mask: [B, T] (> 0.5 = real token); lse: [B, H, T]; stats: [B, H, T] of (lse, delta).
 // Masked keys are skipped outright (the same as an additive −inf); a row with no real key gets
 // out = 0, lse = 0, and no gradient.
 //
-// Each entry point declares its own bindings (1..n in the order the host passes tensors), so the
-// same binding numbers repeat below with different names.
+// Work split: every invocation owns ROWS consecutive rows (queries for forward and dq, keys for
+// dk/dv) of one (batch, head) and walks the other side's rows straight from device memory, in a
+// fixed order (deterministic, no atomics, no workgroup memory, no barriers). Each key/value (or
+// query/dOut) vec4 loaded serves ROWS rows: on lavapipe, where every load costs about the same
+// per invocation and FMAs are nearly free, loads per FMA is what sets the speed. Invocations are
+// numbered (batch, head, row group) with the row group fastest, so a workgroup can span several
+// (batch, head) pairs when seq is short and no lane idles.
+//
+// Template variables: `d4` = headDim / 4 (rows move as vec4) and `rows` = ROWS; the per-row
+// registers are unrolled by name so that they stay in registers. Each entry point declares its
+// own bindings (1..n in the order the host passes tensors), so binding numbers repeat below.
 
-struct Params { batch: u32, seq: u32, heads: u32, scale: f32 }
+struct Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 
-override HEAD_DIM: u32 = 64u;  // a multiple of 4: rows are read and combined as vec4
-const MAX_D4 = 16u;             // register arrays are sized for the largest supported head (64)
-const BQ = 64u;     // queries (forward, dq) or keys (dk/dv) per workgroup: one per thread
-const BK = 16u;     // keys (forward, dq) or queries (dk/dv) per tile in workgroup memory
-
-var<workgroup> tile_a: array<vec4f, 256>;  // BK × MAX_D4: keys, or queries for dk/dv
-var<workgroup> tile_b: array<vec4f, 256>;  // BK × MAX_D4: values, or dOut rows for dk/dv
-var<workgroup> tile_m: array<f32, 16>;    // key mask, or query lse for dk/dv
-var<workgroup> tile_d: array<f32, 16>;    // query delta for dk/dv
+override WG: u32 = 64u;
+const D4 = {{ d4 }}u;
+const ROWS = {{ rows }}u;
 
 // Index of row (b, t, h)'s first vec4 in a [B, T, H·D] tensor seen as array<vec4f>.
 fn row_base(b: u32, t: u32, h: u32) -> u32 {
-  return ((b * p.seq + t) * p.heads + h) * (HEAD_DIM / 4u);
+  return ((b * p.seq + t) * p.heads + h) * D4;
 }
 
 fn hsum(x: vec4f) -> f32 {
@@ -31,6 +34,14 @@ fn hsum(x: vec4f) -> f32 {
 
 fn stat_index(b: u32, h: u32, t: u32) -> u32 {
   return (b * p.heads + h) * p.seq + t;
+}
+
+// (batch, head, first row) of an invocation, or batch = p.batch when it has no work.
+fn task(wid: vec3u, nwg: vec3u, lid: u32) -> vec3u {
+  let id = (wid.x + wid.y * nwg.x) * WG + lid;
+  let g = id % p.groups;
+  let bh = id / p.groups;
+  return vec3u(bh / p.heads, bh % p.heads, g * ROWS);
 }
 
 // ---------------------------------------------------------------------------- forward
@@ -42,104 +53,75 @@ fn stat_index(b: u32, h: u32, t: u32) -> u32 {
 @group(0) @binding(5) var<storage, read_write> fout: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> flse: array<f32>;
 
-// Loads keys [k0, k0+BK) and their values and mask into workgroup memory (zeros past the end).
-fn load_kv_forward(b: u32, h: u32, k0: u32, lid: u32) {
-  for (var e = lid; e < BK * (HEAD_DIM / 4u); e += BQ) {
-    let j = e / (HEAD_DIM / 4u);
-    let d = e % (HEAD_DIM / 4u);
-    let key = k0 + j;
-    if (key < p.seq) {
-      tile_a[j * MAX_D4 + d] = fk[row_base(b, key, h) + d];
-      tile_b[j * MAX_D4 + d] = fv[row_base(b, key, h) + d];
-    } else {
-      tile_a[j * MAX_D4 + d] = vec4f(0.0);
-      tile_b[j * MAX_D4 + d] = vec4f(0.0);
-    }
+// out_i = Σ_j softmax_j(scale·q_i·k_j) v_j over real keys j, with a running max and sum per row.
+@compute @workgroup_size(WG)
+fn forward(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let t = task(wid, nwg, lid);
+  let b = t.x;
+  let h = t.y;
+  if (b >= p.batch) { return; }
+  // Rows past the end repeat the last row (same work, no write): no divergent loads.
+{% for r in range(rows) %}  let i{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
+  let qb{{ r }} = row_base(b, i{{ r }}, h);
+{% for d in range(d4) %}  let q{{ r }}_{{ d }} = fq[qb{{ r }} + {{ d }}u] * p.scale;
+  var a{{ r }}_{{ d }} = vec4f(0.0);
+{% endfor %}  var m{{ r }} = -3.0e38;  // running max (finite: exp(m − m_new) never sees inf − inf)
+  var l{{ r }} = 0.0;       // running Σ exp(s − m)
+{% endfor %}
+  let mrow = b * p.seq;
+  for (var j = 0u; j < p.seq; j++) {
+    if (fmask[mrow + j] > 0.5) {
+      let kb = row_base(b, j, h);
+{% for d in range(d4) %}      let k{{ d }} = fk[kb + {{ d }}u];
+{% endfor %}{% for r in range(rows) %}      let s{{ r }} = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ r }}_{{ d }} * k{{ d }}{% endfor %});
+{% endfor %}{% for d in range(d4) %}      let v{{ d }} = fv[kb + {{ d }}u];
+{% endfor %}{% for r in range(rows) %}      {
+        let mn = max(m{{ r }}, s{{ r }});
+        let c = exp(m{{ r }} - mn);
+        let pj = exp(s{{ r }} - mn);
+        l{{ r }} = l{{ r }} * c + pj;
+        m{{ r }} = mn;
+{% for d in range(d4) %}        a{{ r }}_{{ d }} = a{{ r }}_{{ d }} * c + pj * v{{ d }};
+{% endfor %}      }
+{% endfor %}    }
   }
-  if (lid < BK) {
-    let key = k0 + lid;
-    tile_m[lid] = select(0.0, fmask[b * p.seq + min(key, p.seq - 1u)], key < p.seq);
+{% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
+    let inv = select(0.0, 1.0 / l{{ r }}, l{{ r }} > 0.0);
+{% for d in range(d4) %}    fout[qb{{ r }} + {{ d }}u] = a{{ r }}_{{ d }} * inv;
+{% endfor %}    flse[stat_index(b, h, i{{ r }})] = select(0.0, m{{ r }} + log(l{{ r }}), l{{ r }} > 0.0);
   }
-}
-
-// workgroup (query block, head, batch); one thread per query row.
-@compute @workgroup_size(64)
-fn forward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.y;
-  let b = wg.z;
-  let i = wg.x * BQ + lid;
-  let live = i < p.seq;
-  var q: array<vec4f, MAX_D4>;
-  var acc: array<vec4f, MAX_D4>;
-  if (live) {
-    let base = row_base(b, i, h);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) { q[d] = fq[base + d] * p.scale; }
-  }
-  var m = -3.0e38;  // running max (finite, so that exp(m - m_new) never sees inf − inf)
-  var l = 0.0;      // running sum of exp(s - m)
-  for (var k0 = 0u; k0 < p.seq; k0 += BK) {
-    load_kv_forward(b, h, k0, lid);
-    workgroupBarrier();
-    var s: array<f32, BK>;
-    var tile_max = -3.0e38;
-    var any_key = false;
-    for (var j = 0u; j < BK; j++) {
-      if (tile_m[j] > 0.5) {
-        var acc4 = vec4f(0.0);
-        for (var d = 0u; d < HEAD_DIM / 4u; d++) { acc4 += q[d] * tile_a[j * MAX_D4 + d]; }
-        let dot = hsum(acc4);
-        s[j] = dot;
-        tile_max = max(tile_max, dot);
-        any_key = true;
-      }
-    }
-    if (any_key) {
-      let m_new = max(m, tile_max);
-      let corr = exp(m - m_new);
-      l *= corr;
-      for (var d = 0u; d < HEAD_DIM / 4u; d++) { acc[d] *= corr; }
-      for (var j = 0u; j < BK; j++) {
-        if (tile_m[j] > 0.5) {
-          let pj = exp(s[j] - m_new);
-          l += pj;
-          for (var d = 0u; d < HEAD_DIM / 4u; d++) { acc[d] += pj * tile_b[j * MAX_D4 + d]; }
-        }
-      }
-      m = m_new;
-    }
-    workgroupBarrier();
-  }
-  if (live) {
-    let base = row_base(b, i, h);
-    let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) { fout[base + d] = acc[d] * inv; }
-    flse[stat_index(b, h, i)] = select(0.0, m + log(l), l > 0.0);
-  }
-}
+{% endfor %}}
 
 // ---------------------------------------------------------------------------- backward: delta
 
 @group(0) @binding(1) var<storage, read> dl_do: array<vec4f>;
 @group(0) @binding(2) var<storage, read> dl_out: array<vec4f>;
 @group(0) @binding(3) var<storage, read> dl_lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dl_stats: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dl_stats: array<vec2f>;
 
-// stats[2·r] = lse_r, stats[2·r + 1] = D_r = dOut_r·out_r for every row r = (b, h, t): packing
-// both keeps the two backward kernels within 8 storage bindings.
-@compute @workgroup_size(64)
-fn backward_delta(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.y;
-  let b = wg.z;
-  let i = wg.x * BQ + lid;
-  if (i < p.seq) {
-    let base = row_base(b, i, h);
-    var acc4 = vec4f(0.0);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) { acc4 += dl_do[base + d] * dl_out[base + d]; }
-    let delta = hsum(acc4);
-    let r = stat_index(b, h, i);
-    dl_stats[2u * r] = dl_lse[r];
-    dl_stats[2u * r + 1u] = delta;
-  }
+// stats[r] = (lse_r, D_r = dOut_r·out_r) for every row r = (b, h, t): packing both keeps the two
+// backward kernels within 8 storage bindings. One invocation per row (p.groups = seq here).
+@compute @workgroup_size(WG)
+fn backward_delta(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let id = (wid.x + wid.y * nwg.x) * WG + lid;
+  let i = id % p.seq;
+  let bh = id / p.seq;
+  let b = bh / p.heads;
+  let h = bh % p.heads;
+  if (b >= p.batch) { return; }
+  let base = row_base(b, i, h);
+  var acc4 = vec4f(0.0);
+  for (var d = 0u; d < D4; d++) { acc4 += dl_do[base + d] * dl_out[base + d]; }
+  let r = stat_index(b, h, i);
+  dl_stats[r] = vec2f(dl_lse[r], hsum(acc4));
 }
 
 // ---------------------------------------------------------------------------- backward: dq
@@ -148,76 +130,47 @@ fn backward_delta(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_in
 @group(0) @binding(2) var<storage, read> qd_q: array<vec4f>;
 @group(0) @binding(3) var<storage, read> qd_k: array<vec4f>;
 @group(0) @binding(4) var<storage, read> qd_v: array<vec4f>;
-@group(0) @binding(5) var<storage, read> qd_stats: array<f32>;
+@group(0) @binding(5) var<storage, read> qd_stats: array<vec2f>;
 @group(0) @binding(6) var<storage, read> qd_mask: array<f32>;
 @group(0) @binding(7) var<storage, read_write> qd_dq: array<vec4f>;
 
-fn load_kv_dq(b: u32, h: u32, k0: u32, lid: u32) {
-  for (var e = lid; e < BK * (HEAD_DIM / 4u); e += BQ) {
-    let j = e / (HEAD_DIM / 4u);
-    let d = e % (HEAD_DIM / 4u);
-    let key = k0 + j;
-    if (key < p.seq) {
-      tile_a[j * MAX_D4 + d] = qd_k[row_base(b, key, h) + d];
-      tile_b[j * MAX_D4 + d] = qd_v[row_base(b, key, h) + d];
-    } else {
-      tile_a[j * MAX_D4 + d] = vec4f(0.0);
-      tile_b[j * MAX_D4 + d] = vec4f(0.0);
-    }
-  }
-  if (lid < BK) {
-    let key = k0 + lid;
-    tile_m[lid] = select(0.0, qd_mask[b * p.seq + min(key, p.seq - 1u)], key < p.seq);
-  }
-}
-
 // dq_i = scale · Σ_j P_ij (dP_ij − D_i) k_j with P_ij = exp(scale·q_i·k_j − lse_i) and
-// dP_ij = dOut_i·v_j. One thread per query row, keys streamed in tiles.
-@compute @workgroup_size(64)
-fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.y;
-  let b = wg.z;
-  let i = wg.x * BQ + lid;
-  let live = i < p.seq;
-  var q: array<vec4f, MAX_D4>;
-  var g: array<vec4f, MAX_D4>;
-  var dq: array<vec4f, MAX_D4>;
-  var lse = 0.0;
-  var delta = 0.0;
-  if (live) {
-    let base = row_base(b, i, h);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-      q[d] = qd_q[base + d] * p.scale;
-      g[d] = qd_do[base + d];
-    }
-    let r = stat_index(b, h, i);
-    lse = qd_stats[2u * r];
-    delta = qd_stats[2u * r + 1u];
+// dP_ij = dOut_i·v_j, over real keys j in order.
+@compute @workgroup_size(WG)
+fn backward_dq(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let t = task(wid, nwg, lid);
+  let b = t.x;
+  let h = t.y;
+  if (b >= p.batch) { return; }
+{% for r in range(rows) %}  let i{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
+  let qb{{ r }} = row_base(b, i{{ r }}, h);
+  let st{{ r }} = qd_stats[stat_index(b, h, i{{ r }})];
+{% for d in range(d4) %}  let q{{ r }}_{{ d }} = qd_q[qb{{ r }} + {{ d }}u] * p.scale;
+  let g{{ r }}_{{ d }} = qd_do[qb{{ r }} + {{ d }}u];
+  var a{{ r }}_{{ d }} = vec4f(0.0);
+{% endfor %}{% endfor %}
+  let mrow = b * p.seq;
+  for (var j = 0u; j < p.seq; j++) {
+    if (qd_mask[mrow + j] > 0.5) {
+      let kb = row_base(b, j, h);
+{% for d in range(d4) %}      let k{{ d }} = qd_k[kb + {{ d }}u];
+      let v{{ d }} = qd_v[kb + {{ d }}u];
+{% endfor %}{% for r in range(rows) %}      {
+        let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ r }}_{{ d }} * k{{ d }}{% endfor %});
+        let dp = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}g{{ r }}_{{ d }} * v{{ d }}{% endfor %});
+        let ds = exp(s - st{{ r }}.x) * (dp - st{{ r }}.y);
+{% for d in range(d4) %}        a{{ r }}_{{ d }} += ds * k{{ d }};
+{% endfor %}      }
+{% endfor %}    }
   }
-  for (var k0 = 0u; k0 < p.seq; k0 += BK) {
-    load_kv_dq(b, h, k0, lid);
-    workgroupBarrier();
-    for (var j = 0u; j < BK; j++) {
-      if (tile_m[j] > 0.5) {
-        var s4 = vec4f(0.0);
-        var dp4 = vec4f(0.0);
-        for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-          s4 += q[d] * tile_a[j * MAX_D4 + d];
-          dp4 += g[d] * tile_b[j * MAX_D4 + d];
-        }
-        let s = hsum(s4);
-        let dp = hsum(dp4);
-        let ds = exp(s - lse) * (dp - delta);
-        for (var d = 0u; d < HEAD_DIM / 4u; d++) { dq[d] += ds * tile_a[j * MAX_D4 + d]; }
-      }
-    }
-    workgroupBarrier();
-  }
-  if (live) {
-    let base = row_base(b, i, h);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) { qd_dq[base + d] = dq[d] * p.scale; }
-  }
-}
+{% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
+{% for d in range(d4) %}    qd_dq[qb{{ r }} + {{ d }}u] = a{{ r }}_{{ d }} * p.scale;
+{% endfor %}  }
+{% endfor %}}
 
 // ---------------------------------------------------------------------------- backward: dk, dv
 
@@ -225,82 +178,49 @@ fn backward_dq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 @group(0) @binding(2) var<storage, read> kv_q: array<vec4f>;
 @group(0) @binding(3) var<storage, read> kv_k: array<vec4f>;
 @group(0) @binding(4) var<storage, read> kv_v: array<vec4f>;
-@group(0) @binding(5) var<storage, read> kv_stats: array<f32>;
+@group(0) @binding(5) var<storage, read> kv_stats: array<vec2f>;
 @group(0) @binding(6) var<storage, read> kv_mask: array<f32>;
 @group(0) @binding(7) var<storage, read_write> kv_dk: array<vec4f>;
 @group(0) @binding(8) var<storage, read_write> kv_dv: array<vec4f>;
 
-// Loads queries [q0, q0+BK), their dOut rows, lse and delta (zeros past the end).
-fn load_q_dkdv(b: u32, h: u32, q0: u32, lid: u32) {
-  for (var e = lid; e < BK * (HEAD_DIM / 4u); e += BQ) {
-    let r = e / (HEAD_DIM / 4u);
-    let d = e % (HEAD_DIM / 4u);
-    let row = q0 + r;
-    if (row < p.seq) {
-      tile_a[r * MAX_D4 + d] = kv_q[row_base(b, row, h) + d];
-      tile_b[r * MAX_D4 + d] = kv_do[row_base(b, row, h) + d];
-    } else {
-      tile_a[r * MAX_D4 + d] = vec4f(0.0);
-      tile_b[r * MAX_D4 + d] = vec4f(0.0);
-    }
-  }
-  if (lid < BK) {
-    let row = q0 + lid;
-    let r = stat_index(b, h, min(row, p.seq - 1u));
-    // Rows past the end get lse = +huge so that their P is exactly 0.
-    tile_m[lid] = select(3.0e38, kv_stats[2u * r], row < p.seq);
-    tile_d[lid] = select(0.0, kv_stats[2u * r + 1u], row < p.seq);
-  }
-}
-
-// dv_j = Σ_i P_ij dOut_i;  dk_j = scale · Σ_i P_ij (dP_ij − D_i) q_i. One thread per key; a fixed
-// loop order over queries keeps it deterministic without atomics. Masked keys get zeros.
-@compute @workgroup_size(64)
-fn backward_dkdv(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.y;
-  let b = wg.z;
-  let j = wg.x * BQ + lid;
-  let live = j < p.seq;
-  let real = live && kv_mask[b * p.seq + min(j, p.seq - 1u)] > 0.5;
-  var k: array<vec4f, MAX_D4>;
-  var v: array<vec4f, MAX_D4>;
-  var dk: array<vec4f, MAX_D4>;
-  var dv: array<vec4f, MAX_D4>;
-  if (real) {
-    let base = row_base(b, j, h);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-      k[d] = kv_k[base + d] * p.scale;
-      v[d] = kv_v[base + d];
-    }
-  }
-  for (var q0 = 0u; q0 < p.seq; q0 += BK) {
-    load_q_dkdv(b, h, q0, lid);
-    workgroupBarrier();
-    if (real) {
-      for (var r = 0u; r < BK; r++) {
-        var s4 = vec4f(0.0);
-        var dp4 = vec4f(0.0);
-        for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-          s4 += tile_a[r * MAX_D4 + d] * k[d];
-          dp4 += tile_b[r * MAX_D4 + d] * v[d];
-        }
-        let s = hsum(s4);
-        let dp = hsum(dp4);
-        let pr = exp(s - tile_m[r]);
-        let ds = pr * (dp - tile_d[r]);
-        for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-          dv[d] += pr * tile_b[r * MAX_D4 + d];
-          dk[d] += ds * tile_a[r * MAX_D4 + d];
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-  if (live) {
-    let base = row_base(b, j, h);
-    for (var d = 0u; d < HEAD_DIM / 4u; d++) {
-      kv_dk[base + d] = dk[d] * p.scale;
-      kv_dv[base + d] = dv[d];
-    }
-  }
-}
+// dv_j = Σ_i P_ij dOut_i;  dk_j = scale · Σ_i P_ij (dP_ij − D_i) q_i, over every query row i in
+// order (padded query rows too: their outputs are part of the loss). Masked keys get zeros.
+@compute @workgroup_size(WG)
+fn backward_dkdv(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let t = task(wid, nwg, lid);
+  let b = t.x;
+  let h = t.y;
+  if (b >= p.batch) { return; }
+  let mrow = b * p.seq;
+{% for r in range(rows) %}  let j{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
+  let kb{{ r }} = row_base(b, j{{ r }}, h);
+  let real{{ r }} = kv_mask[mrow + j{{ r }}] > 0.5;
+{% for d in range(d4) %}  let k{{ r }}_{{ d }} = kv_k[kb{{ r }} + {{ d }}u] * p.scale;
+  let v{{ r }}_{{ d }} = kv_v[kb{{ r }} + {{ d }}u];
+  var dk{{ r }}_{{ d }} = vec4f(0.0);
+  var dv{{ r }}_{{ d }} = vec4f(0.0);
+{% endfor %}{% endfor %}
+  for (var i = 0u; i < p.seq; i++) {
+    let st = kv_stats[stat_index(b, h, i)];
+    let qb = row_base(b, i, h);
+{% for d in range(d4) %}    let q{{ d }} = kv_q[qb + {{ d }}u];
+    let g{{ d }} = kv_do[qb + {{ d }}u];
+{% endfor %}{% for r in range(rows) %}    {
+      let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ d }} * k{{ r }}_{{ d }}{% endfor %});
+      let dp = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}g{{ d }} * v{{ r }}_{{ d }}{% endfor %});
+      let pr = exp(s - st.x);
+      let ds = pr * (dp - st.y);
+{% for d in range(d4) %}      dv{{ r }}_{{ d }} += pr * g{{ d }};
+      dk{{ r }}_{{ d }} += ds * q{{ d }};
+{% endfor %}    }
+{% endfor %}  }
+{% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
+    // A masked key's sums are garbage (its scores were never normalised): write zeros.
+{% for d in range(d4) %}    kv_dk[kb{{ r }} + {{ d }}u] = select(vec4f(0.0), dk{{ r }}_{{ d }} * p.scale, real{{ r }});
+    kv_dv[kb{{ r }} + {{ d }}u] = select(vec4f(0.0), dv{{ r }}_{{ d }}, real{{ r }});
+{% endfor %}  }
+{% endfor %}}

@@ -3,6 +3,7 @@
  * post-LN blocks) and backward. The forward saves per-row `mean` and `rstd` for the backward.
  * @module
  */
+import { isCpuAdapter } from "./matmul.ts";
 import { f32, Gpu, u32 } from "./runtime.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -29,6 +30,26 @@ export interface AddLayerNormResult extends LayerNormResult {
 /** Workgroup size for rows of length n (a power of two; small rows waste fewer invocations). */
 function workgroupFor(n: number): number {
   return n >= 512 ? 256 : n >= 128 ? 128 : 64;
+}
+
+const cpuAdapters = new WeakMap<Gpu, boolean>();
+
+/**
+ * Whether rows of length n go one per invocation (vec4, no barriers) rather than one per
+ * workgroup: always on a CPU adapter such as lavapipe, where that is many times faster at every
+ * length measured (kernels/ATTENTION_NOTES.md); on a real GPU only for short rows, where a
+ * workgroup per row would leave most lanes idle. Needs n to be a multiple of 4.
+ */
+function rowWise(gpu: Gpu, n: number): boolean {
+  let cpu = cpuAdapters.get(gpu);
+  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  return n % 4 === 0 && (cpu || n <= 128);
+}
+
+/** Workgroup size and grid for one invocation per row: at least 8 workgroups when possible. */
+function rowGrid(rows: number): { wg: number; grid: [number, number] } {
+  const wg = Math.max(8, Math.min(64, 2 ** Math.floor(Math.log2(Math.max(1, rows / 8)))));
+  return { wg, grid: Gpu.grid(Math.ceil(rows / wg)) };
 }
 
 function checkF32(op: string, name: string, t: Tensor): void {
@@ -90,12 +111,23 @@ export function layerNorm(
   const y = gpu.alloc(x.shape, "f32", "layerNorm.y");
   const mean = gpu.alloc([rows], "f32", "layerNorm.mean");
   const rstd = gpu.alloc([rows], "f32", "layerNorm.rstd");
-  gpu.dispatch(
-    { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(n) } },
-    [x, gamma, beta, y, mean, rstd],
-    [u32(rows), u32(n), f32(eps)],
-    Gpu.grid(rows),
-  );
+  const prm = [u32(rows), u32(n), f32(eps)];
+  if (rowWise(gpu, n)) {
+    const g = rowGrid(rows);
+    gpu.dispatch(
+      { shader: SHADER, entry: "forward_rows", constants: { WG: g.wg } },
+      [x, gamma, beta, y, mean, rstd],
+      prm,
+      g.grid,
+    );
+  } else {
+    gpu.dispatch(
+      { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(n) } },
+      [x, gamma, beta, y, mean, rstd],
+      prm,
+      Gpu.grid(rows),
+    );
+  }
   return { y, mean, rstd };
 }
 
@@ -134,12 +166,24 @@ export function addLayerNorm(
   const sum = gpu.alloc(x.shape, "f32", "addLayerNorm.sum");
   const mean = gpu.alloc([rows], "f32", "addLayerNorm.mean");
   const rstd = gpu.alloc([rows], "f32", "addLayerNorm.rstd");
-  gpu.dispatch(
-    { shader: SHADER, entry: "add_forward", constants: { WG: workgroupFor(n) } },
-    [x, gamma, beta, y, mean, rstd, residual, sum],
-    [u32(rows), u32(n), f32(eps)],
-    Gpu.grid(rows),
-  );
+  const prm = [u32(rows), u32(n), f32(eps)];
+  const tensors = [x, gamma, beta, y, mean, rstd, residual, sum];
+  if (rowWise(gpu, n)) {
+    const g = rowGrid(rows);
+    gpu.dispatch(
+      { shader: SHADER, entry: "add_forward_rows", constants: { WG: g.wg } },
+      tensors,
+      prm,
+      g.grid,
+    );
+  } else {
+    gpu.dispatch(
+      { shader: SHADER, entry: "add_forward", constants: { WG: workgroupFor(n) } },
+      tensors,
+      prm,
+      Gpu.grid(rows),
+    );
+  }
   return { y, sum, mean, rstd };
 }
 
@@ -195,29 +239,55 @@ export function layerNormBackward(
       throw new RangeError(`${op}: ${name} must be [${n}] to match x ${x}, got ${t}`);
     }
   }
-  const wg = workgroupFor(n);
   const dx = gpu.alloc(x.shape, "f32", "layerNormBackward.dx");
-  gpu.dispatch(
-    { shader: SHADER, entry: "backward_dx", constants: { WG: wg } },
-    [dy, x, mean, rstd, gamma, dx],
-    [u32(rows), u32(n)],
-    Gpu.grid(rows),
-  );
+  if (rowWise(gpu, n)) {
+    const g = rowGrid(rows);
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_dx_rows", constants: { WG: g.wg } },
+      [dy, x, mean, rstd, gamma, dx],
+      [u32(rows), u32(n)],
+      g.grid,
+    );
+  } else {
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_dx", constants: { WG: workgroupFor(n) } },
+      [dy, x, mean, rstd, gamma, dx],
+      [u32(rows), u32(n)],
+      Gpu.grid(rows),
+    );
+  }
   const blocks = Math.ceil(rows / ROW_BLOCK);
-  const colGroups = Math.ceil(n / 256);
   const partial = gpu.alloc([blocks, n, 2], "f32", "layerNormBackward.partial");
-  gpu.dispatch(
-    { shader: SHADER, entry: "backward_partials", constants: { WG: 256 } },
-    [dy, x, mean, rstd, partial],
-    [u32(rows), u32(n), u32(colGroups), u32(blocks)],
-    Gpu.grid(colGroups * blocks),
-  );
-  gpu.dispatch(
-    { shader: SHADER, entry: "backward_params", constants: { WG: 256 } },
-    [partial, dgamma, dbeta],
-    [u32(n), u32(blocks)],
-    [Math.ceil(n / 256)],
-  );
+  if (n % 4 === 0) {
+    // Four columns per invocation, the same order of additions per column.
+    const n4 = n / 4;
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_partials4", constants: { WG: 64 } },
+      [dy, x, mean, rstd, partial],
+      [u32(rows), u32(n), u32(0), u32(blocks)],
+      Gpu.grid(Math.ceil((blocks * n4) / 64)),
+    );
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_params4", constants: { WG: 64 } },
+      [partial, dgamma, dbeta],
+      [u32(n), u32(blocks)],
+      [Math.ceil(n4 / 64)],
+    );
+  } else {
+    const colGroups = Math.ceil(n / 256);
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_partials", constants: { WG: 256 } },
+      [dy, x, mean, rstd, partial],
+      [u32(rows), u32(n), u32(colGroups), u32(blocks)],
+      Gpu.grid(colGroups * blocks),
+    );
+    gpu.dispatch(
+      { shader: SHADER, entry: "backward_params", constants: { WG: 256 } },
+      [partial, dgamma, dbeta],
+      [u32(n), u32(blocks)],
+      [Math.ceil(n / 256)],
+    );
+  }
   // Dispatches run in recording order, so the buffer can go back to the pool now.
   gpu.release(partial);
   return dx;

@@ -177,3 +177,161 @@ fn backward_params(@builtin(global_invocation_id) gid: vec3u) {
   f_dgamma[c] += acc.x;
   f_dbeta[c] += acc.y;
 }
+
+// ---------------------------------------------------------------- one row per invocation
+// For rows whose length is a multiple of 4: each invocation walks its own row as vec4 (two-pass
+// mean and variance, then the output), with no workgroup memory and no barriers. On lavapipe a
+// workgroup's invocations are SIMD lanes of one CPU thread and every load or barrier step costs
+// per lane, so this beats a workgroup per row by a wide margin (kernels/ATTENTION_NOTES.md).
+// Rows are numbered `(wid.x + wid.y·nwg.x)·WG + lid`.
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> gamma4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> beta4: array<vec4f>;
+@group(0) @binding(4) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(7) var<storage, read> residual4: array<vec4f>;
+@group(0) @binding(8) var<storage, read_write> sum4: array<vec4f>;
+
+fn hsum4(v: vec4f) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+fn row_id(wid: vec3u, nwg: vec3u, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// Normalises the row already stored in y4 (pass 1 left its sum in `s`).
+fn finish_row(row: u32, s: vec4f) {
+  let n4 = p.n / 4u;
+  let base = row * n4;
+  let m = hsum4(s) / f32(p.n);
+  var q = vec4f(0.0);
+  for (var i = 0u; i < n4; i++) {
+    let d = y4[base + i] - m;
+    q += d * d;
+  }
+  let r = 1.0 / sqrt(hsum4(q) / f32(p.n) + p.eps);
+  for (var i = 0u; i < n4; i++) {
+    y4[base + i] = (y4[base + i] - m) * r * gamma4[i] + beta4[i];
+  }
+  mean[row] = m;
+  rstd[row] = r;
+}
+
+@compute @workgroup_size(WG)
+fn forward_rows(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = row_id(wid, nwg, lid);
+  if (row >= p.rows) { return; }
+  let base = row * (p.n / 4u);
+  var s = vec4f(0.0);
+  for (var i = 0u; i < p.n / 4u; i++) {
+    let v = x4[base + i];
+    y4[base + i] = v;
+    s += v;
+  }
+  finish_row(row, s);
+}
+
+@compute @workgroup_size(WG)
+fn add_forward_rows(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = row_id(wid, nwg, lid);
+  if (row >= p.rows) { return; }
+  let base = row * (p.n / 4u);
+  var s = vec4f(0.0);
+  for (var i = 0u; i < p.n / 4u; i++) {
+    let v = x4[base + i] + residual4[base + i];
+    sum4[base + i] = v;
+    y4[base + i] = v;
+    s += v;
+  }
+  finish_row(row, s);
+}
+
+@group(0) @binding(1) var<storage, read> b_dy4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> b_x4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> b_gamma4: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> b_dx4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn backward_dx_rows(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (row >= bp.rows) { return; }
+  let n4 = bp.n / 4u;
+  let base = row * n4;
+  let m = b_mean[row];
+  let r = b_rstd[row];
+  var sg = vec4f(0.0);
+  var sgx = vec4f(0.0);
+  for (var i = 0u; i < n4; i++) {
+    let g = b_dy4[base + i] * b_gamma4[i];
+    sg += g;
+    sgx += g * (b_x4[base + i] - m) * r;
+  }
+  let mg = hsum4(sg) / f32(bp.n);
+  let mgx = hsum4(sgx) / f32(bp.n);
+  for (var i = 0u; i < n4; i++) {
+    let g = b_dy4[base + i] * b_gamma4[i];
+    let xh = (b_x4[base + i] - m) * r;
+    b_dx4[base + i] = r * (g - mg - xh * mgx);
+  }
+}
+
+// The vec4 form of backward_partials: one invocation per (block, 4 columns), the same per-column
+// order of additions. partial4[(blk · n/4 + c4) · 2 + {0, 1}] = (dgamma, dbeta) quads.
+@group(0) @binding(1) var<storage, read> p_dy4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> p_x4: array<vec4f>;
+@group(0) @binding(5) var<storage, read_write> partial4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn backward_partials4(
+  @builtin(workgroup_id) wid: vec3u,
+  @builtin(num_workgroups) nwg: vec3u,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let n4 = pp.n / 4u;
+  let id = (wid.x + wid.y * nwg.x) * WG + lid;
+  let blk = id / n4;
+  let c = id % n4;
+  if (blk >= pp.blocks) { return; }
+  let r0 = blk * RB;
+  let r1 = min(r0 + RB, pp.rows);
+  var ag = vec4f(0.0);
+  var ab = vec4f(0.0);
+  for (var r = r0; r < r1; r++) {
+    let d = p_dy4[r * n4 + c];
+    ag += d * (p_x4[r * n4 + c] - p_mean[r]) * p_rstd[r];
+    ab += d;
+  }
+  partial4[(blk * n4 + c) * 2u] = ag;
+  partial4[(blk * n4 + c) * 2u + 1u] = ab;
+}
+
+@group(0) @binding(1) var<storage, read> f_partial4: array<vec4f>;
+@group(0) @binding(2) var<storage, read_write> f_dgamma4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> f_dbeta4: array<vec4f>;
+
+@compute @workgroup_size(WG)
+fn backward_params4(@builtin(global_invocation_id) gid: vec3u) {
+  let n4 = fp.n / 4u;
+  let c = gid.x;
+  if (c >= n4) { return; }
+  var ag = vec4f(0.0);
+  var ab = vec4f(0.0);
+  for (var b = 0u; b < fp.blocks; b++) {
+    ag += f_partial4[(b * n4 + c) * 2u];
+    ab += f_partial4[(b * n4 + c) * 2u + 1u];
+  }
+  f_dgamma4[c] += ag;
+  f_dbeta4[c] += ab;
+}

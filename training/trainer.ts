@@ -192,7 +192,6 @@ export class Trainer {
   /** Restores AdamW moments written by {@linkcode Trainer.readMoments}. */
   writeMoments(get: (name: string) => Float32Array | undefined, source: string): void {
     for (const name of this.trainedNames()) {
-      const p = this.params.param(name);
       for (const [label, store] of [["m", this.m], ["v", this.v]] as const) {
         const data = get(`${label}.${name}`);
         if (!data) throw new Error(`${source}: optimizer state lacks ${label}.${name}`);

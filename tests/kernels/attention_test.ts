@@ -139,6 +139,29 @@ gpuTest(
   },
 );
 
+// Each invocation owns 1, 2, 4 or 8 rows depending on seq (rows past the end repeat the last
+// one); workgroups can span several (batch, head) pairs. These shapes reach every row count,
+// partial last groups, sequences longer than one workgroup's rows and every head size class.
+const splits: { dims: AttentionDims; lengths: number[] }[] = [
+  { dims: { batch: 2, seq: 1, heads: 3, headDim: 8 }, lengths: [1, 1] },
+  { dims: { batch: 2, seq: 2, heads: 2, headDim: 16 }, lengths: [2, 1] },
+  { dims: { batch: 2, seq: 3, heads: 2, headDim: 32 }, lengths: [3, 2] },
+  { dims: { batch: 3, seq: 5, heads: 2, headDim: 16 }, lengths: [5, 3, 1] },
+  { dims: { batch: 8, seq: 24, heads: 4, headDim: 16 }, lengths: [24, 17, 24, 9, 24, 24, 1, 20] },
+  { dims: { batch: 1, seq: 130, heads: 1, headDim: 64 }, lengths: [97] },
+];
+
+for (const { dims, lengths } of splits) {
+  gpuTest(
+    `attention matches float64 at seq ${dims.seq}, headDim ${dims.headDim}, ` +
+      `${dims.batch}×${dims.heads} (batch×heads)`,
+    async (gpu) => {
+      const c = makeCase(`attention-split-${dims.seq}`, dims, lengthMask(dims.seq, lengths));
+      await checkAgainstReference(gpu, c, `seq ${dims.seq}`);
+    },
+  );
+}
+
 gpuTest("attention gives zeros, not NaN, for a sequence with no real token", async (gpu) => {
   const dims = { batch: 2, seq: 5, heads: 1, headDim: 4 };
   const c = makeCase("attention-empty", dims, lengthMask(5, [5, 0]));

@@ -1,4 +1,4 @@
-import { throws } from "node:assert/strict";
+import { equal, throws } from "node:assert/strict";
 import { add } from "../../kernels/elementwise.ts";
 import { assertClose, freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
 
@@ -13,8 +13,11 @@ gpuTest("add matches the CPU sum on an awkward size", async (gpu) => {
   gpu.release(ta, tb, out);
 });
 
-gpuTest("add rejects mismatched shapes before dispatching", async (gpu) => {
+gpuTest("add rejects mismatched shapes before dispatching", (gpu) => {
   const a = gpu.alloc([3]), b = gpu.alloc([4]);
+  const before = gpu.dispatchCount;
   throws(() => add(gpu, a, b), RangeError);
+  equal(gpu.dispatchCount, before);
   gpu.release(a, b);
+  return Promise.resolve();
 });

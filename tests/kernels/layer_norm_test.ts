@@ -121,6 +121,56 @@ gpuTest("layerNormBackward matches the reference and finite differences", async 
   await checkBackward(gpu, 1, 53, "layerNormBackward 1x53");
 });
 
+gpuTest(
+  "layerNorm and its backward match on model-sized rows (one row per invocation)",
+  async (gpu) => {
+    // Rows of a multiple of 4 go one per invocation as vec4 (on lavapipe at any length); 77 and 53
+    // above take the workgroup-per-row kernel, so both paths are checked.
+    await checkForward(gpu, [8, 24, 64], "layerNorm 8x24x64");
+    await checkForward(gpu, [3, 8], "layerNorm 3x8");
+    await checkBackward(gpu, 192, 64, "layerNormBackward 192x64");
+    await checkBackward(gpu, 33, 8, "layerNormBackward 33x8");
+    await checkBackward(gpu, 5, 4, "layerNormBackward 5x4");
+  },
+);
+
+gpuTest("addLayerNorm matches on rows of 64 and 256", async (gpu) => {
+  for (const [rows, n] of [[192, 64], [9, 256]]) {
+    const r = rng(freshSeed(`addLayerNorm ${rows}x${n}`));
+    const x = randn(rows * n, r), res = randn(rows * n, r, 3);
+    const gamma = shifted(n, r, 1, 0.5), beta = randn(n, r, 0.5);
+    const tx = gpu.fromArray(x, [rows, n]), tr = gpu.fromArray(res, [rows, n]);
+    const tg = gpu.fromArray(gamma, [n]), tb = gpu.fromArray(beta, [n]);
+    const out = addLayerNorm(gpu, tx, tr, tg, tb, EPS);
+    const sum = Float32Array.from(x, (v, i) => v + res[i]);
+    const ref = layerNormRef(sum, n, gamma, beta, EPS);
+    const [gy, gs, gm, gr] = await gpu.readMany([out.y, out.sum, out.mean, out.rstd]);
+    assertClose(gs, sum, 0, `addLayerNorm ${rows}x${n} sum`);
+    assertClose(gy, ref.y, 1e-5, `addLayerNorm ${rows}x${n} y`);
+    assertClose(gm, ref.mean, 1e-6, `addLayerNorm ${rows}x${n} mean`);
+    assertClose(gr, ref.rstd, 1e-5, `addLayerNorm ${rows}x${n} rstd`);
+    gpu.release(tx, tr, tg, tb, out.y, out.sum, out.mean, out.rstd);
+  }
+});
+
+gpuTest("layerNormBackward is bit-identical across runs", async (gpu) => {
+  const r = rng(freshSeed("layerNorm determinism"));
+  const rows = 100, n = 64;
+  const tx = gpu.fromArray(randn(rows * n, r), [rows, n]);
+  const tdy = gpu.fromArray(randn(rows * n, r), [rows, n]);
+  const tg = gpu.fromArray(shifted(n, r, 1, 0.5), [n]), tb = gpu.zeros([n]);
+  const runs: Float32Array[][] = [];
+  for (let k = 0; k < 2; k++) {
+    const { y, mean, rstd } = layerNorm(gpu, tx, tg, tb, EPS);
+    const dg = gpu.zeros([n]), db = gpu.zeros([n]);
+    const dx = layerNormBackward(gpu, tdy, tx, mean, rstd, tg, dg, db);
+    runs.push(await gpu.readMany([y, dx, dg, db]));
+    gpu.release(y, mean, rstd, dg, db, dx);
+  }
+  runs[0].forEach((a, i) => ok(a.every((v, j) => Object.is(v, runs[1][i][j])), `output ${i}`));
+  gpu.release(tx, tdy, tg, tb);
+});
+
 gpuTest("layerNorm functions reject bad inputs before dispatching", (gpu) => {
   const x = gpu.alloc([4, 6]), g = gpu.alloc([6]), b = gpu.alloc([6]), g5 = gpu.alloc([5]);
   const xu = gpu.alloc([4, 6], "u32"), rows = gpu.alloc([4]), rows3 = gpu.alloc([3]);
