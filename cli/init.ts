@@ -4,7 +4,8 @@
  * @module
  */
 import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
-import { parseConfig, presetConfig, type XlmrConfig } from "../model/config.ts";
+import { configToJson, parseConfig, presetConfig, type XlmrConfig } from "../model/config.ts";
+import { readTextStrict } from "../training/data.ts";
 import { initModelDir } from "../model/init.ts";
 import { XlmrTokenizer } from "../model/tokenizer.ts";
 
@@ -28,8 +29,16 @@ export async function initCommand(args: string[]): Promise<void> {
   if (name === "tiny" || name === "base" || name === "large") {
     config = presetConfig(name, vocabSize ? { vocabSize } : {});
   } else if (name.endsWith(".json")) {
-    config = parseConfig(JSON.parse(await Deno.readTextFile(name)), name);
-    if (vocabSize) config = { ...config, vocabSize };
+    let json: unknown;
+    try {
+      json = JSON.parse(await readTextStrict(name));
+    } catch (e) {
+      const msg = (e as Error).message;
+      throw new Error(msg.startsWith(name) ? msg : `${name}: not valid JSON: ${msg}`);
+    }
+    config = parseConfig(json, name);
+    // Re-validate with the override (pad_token_id must stay inside the vocabulary, size limits).
+    if (vocabSize) config = parseConfig(configToJson({ ...config, vocabSize }), name);
   } else {
     choiceFlag({ config: name }, "config", ["tiny", "base", "large", "FILE.json"]);
     throw new UsageError("unreachable");

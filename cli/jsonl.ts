@@ -2,6 +2,7 @@
  * JSONL input for the commands: every line parsed, errors naming the file and line.
  * @module
  */
+import { jsonlLines, readTextStrict } from "../training/data.ts";
 
 /**
  * Parses a JSONL file into objects; blank lines are skipped.
@@ -14,14 +15,9 @@
 export async function readJsonl(
   path: string,
 ): Promise<{ line: number; value: Record<string, unknown> }[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new Error(`${path}: cannot read: ${(e as Error).message}`);
-  }
+  const text = await readTextStrict(path);
   const out: { line: number; value: Record<string, unknown> }[] = [];
-  text.split("\n").forEach((raw, i) => {
+  jsonlLines(text, path).forEach((raw, i) => {
     if (raw.trim() === "") return;
     let v: unknown;
     try {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../model/atomic_write.ts";
+import { jsonlLines, readTextStrict } from "../training/data.ts";
 import { XlmrTokenizer } from "../model/tokenizer.ts";
 
 const USAGE = "usage: tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]";
@@ -55,13 +56,8 @@ export async function tokenizeCommand(args: string[]): Promise<void> {
     }
   }
   const tok = await XlmrTokenizer.fromDir(dir);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(input);
-  } catch (e) {
-    throw new Error(`tokenize: cannot read ${input}: ${(e as Error).message}`);
-  }
-  const lines = text.split("\n");
+  // Strict UTF-8 and a line-length limit: errors name the file and line.
+  const lines = jsonlLines(await readTextStrict(input), input);
   const outLines: string[] = [];
   lines.forEach((line, i) => {
     if (line.trim() === "") return;

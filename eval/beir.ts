@@ -5,6 +5,7 @@
  * line, or TREC's `qid Q0 docid rel`).
  * @module
  */
+import { jsonlLines, readTextStrict } from "../training/data.ts";
 
 /** A corpus document. */
 export interface BeirDoc {
@@ -92,12 +93,12 @@ export async function loadBeir(dir: string, opts: BeirLoadOptions = {}): Promise
   const qrelsFile = `${base}/qrels/${split}.tsv`;
   let qrelsText: string;
   try {
-    qrelsText = await Deno.readTextFile(qrelsFile);
+    qrelsText = await readTextStrict(qrelsFile);
   } catch (e) {
-    throw new Error(`loadBeir: cannot read ${qrelsFile}: ${(e as Error).message}`);
+    throw new Error(`loadBeir: ${(e as Error).message}`);
   }
   const judged = new Map<string, Map<number, number>>();
-  qrelsText.split(/\r?\n/).forEach((raw, i) => {
+  jsonlLines(qrelsText, qrelsFile).forEach((raw, i) => {
     const cols = raw.trim().split(/\s+/);
     if (cols.length === 1 && cols[0] === "") return;
     const [qid, did, score] = cols.length === 4 ? [cols[0], cols[2], cols[3]] : cols;
@@ -146,12 +147,12 @@ async function defaultSplit(qrelsDir: string): Promise<string> {
 async function readJsonl(file: string): Promise<[Record<string, unknown>, number][]> {
   let text: string;
   try {
-    text = await Deno.readTextFile(file);
+    text = await readTextStrict(file);
   } catch (e) {
-    throw new Error(`loadBeir: cannot read ${file}: ${(e as Error).message}`);
+    throw new Error(`loadBeir: ${(e as Error).message}`);
   }
   const out: [Record<string, unknown>, number][] = [];
-  text.split(/\r?\n/).forEach((line, i) => {
+  jsonlLines(text, file).forEach((line, i) => {
     if (line.trim() === "") return;
     let rec: unknown;
     try {

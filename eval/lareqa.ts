@@ -9,6 +9,7 @@
  * that has a question with the same `id`.
  * @module
  */
+import { readTextStrict } from "../training/data.ts";
 
 /** Options shared by {@linkcode loadLareqa} and `evaluateLareqa`. */
 export interface LareqaOptions {
@@ -118,9 +119,9 @@ export async function loadLareqa(dir: string, opts: LareqaOptions = {}): Promise
     const file = joinPath(dir, `${lang}.json`);
     let text: string;
     try {
-      text = await Deno.readTextFile(file);
+      text = await readTextStrict(file);
     } catch (e) {
-      throw new Error(`loadLareqa: cannot read ${file}: ${(e as Error).message}`);
+      throw new Error(`loadLareqa: ${(e as Error).message}`);
     }
     let json: unknown;
     try {

@@ -40,7 +40,10 @@ function checkHyper(h: AdamWHyper): void {
 /**
  * Updates `param`, `m` and `v` in place: `p ← p·(1 − lr·wd)`, `m ← b1·m + (1−b1)·g`,
  * `v ← b2·v + (1−b2)·g²`, `p ← p − lr·(m/(1−b1^t)) / (sqrt(v/(1−b2^t)) + eps)`, where
- * `g = grad · normAndScale[1]` when `normAndScale` (from {@linkcode gradNorm}) is given.
+ * `g = grad · normAndScale[1]` when `normAndScale` (from {@linkcode gradNorm}) is given. With
+ * `normAndScale`, a non-finite norm (`normAndScale[0]` NaN or ±Inf) skips the update entirely on
+ * the GPU — `param`, `m` and `v` keep their values — so a poisoned step needs no read-back to be
+ * harmless; the caller learns of it when it reads the norm.
  *
  * @example
  * ```ts

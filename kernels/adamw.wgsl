@@ -2,7 +2,8 @@
 //   p ← p·(1 − lr·wd);  m ← b1·m + (1 − b1)·g;  v ← b2·v + (1 − b2)·g²;
 //   p ← p − (lr / (1 − b1^t)) · m / (sqrt(v) / sqrt(1 − b2^t) + eps)
 // `step_scaled` multiplies the gradient by the clip scale read on the GPU (norm_scale[1]), so
-// clipping needs no host read-back. Bias corrections come in as uniforms (they change per step).
+// clipping needs no host read-back, and skips the step when norm_scale[0] is not finite.
+// Bias corrections come in as uniforms (they change per step).
 
 struct Params {
   count: u32,
@@ -36,8 +37,15 @@ fn step(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i < p.count) { update(i, grad[i]); }
 }
 
+// NaN or ±Inf, tested on the bits: compilers may fold `x != x` away under fast-math rules.
+fn non_finite(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u;
+}
+
+// A non-finite gradient norm (a NaN/Inf loss or an overflowing gradient) skips the whole update:
+// weights and moments keep their last good values, and the host stops at its next read-back.
 @compute @workgroup_size(256)
 fn step_scaled(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * 256u;
-  if (i < p.count) { update(i, grad[i] * norm_scale[1]); }
+  if (i < p.count && !non_finite(norm_scale[0])) { update(i, grad[i] * norm_scale[1]); }
 }

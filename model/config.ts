@@ -194,8 +194,38 @@ export function parseConfig(json: unknown, source: string): XlmrConfig {
   return cfg;
 }
 
+/** Largest model accepted: f32 parameters above this many bytes mean a corrupt config.json. */
+export const MAX_PARAMETER_BYTES = 2 ** 34;
+
+/**
+ * Number of scalar parameters of an XLM-R model with this configuration (embeddings, encoder
+ * layers and pooler), as a float so that absurd sizes do not overflow.
+ *
+ * @example
+ * ```ts
+ * import { parameterCount, presetConfig } from "./config.ts";
+ * console.log(parameterCount(presetConfig("base"))); // 278043648
+ * ```
+ */
+export function parameterCount(c: XlmrConfig): number {
+  const H = c.hiddenSize, I = c.intermediateSize;
+  const embeddings = (c.vocabSize + c.maxPositions + c.typeVocabSize) * H + 2 * H;
+  const layer = 4 * (H * H + H) + 2 * H + (I * H + I) + (H * I + H) + 2 * H;
+  return embeddings + c.numLayers * layer + H * H + H;
+}
+
 /** Cross-field checks shared by parseConfig and presetConfig. */
 function validateConfig(cfg: XlmrConfig, source: string): void {
+  const bytes = parameterCount(cfg) * 4;
+  if (bytes > MAX_PARAMETER_BYTES) {
+    throw new RangeError(
+      `${source}: the model would need ${bytes} bytes (${(bytes / 2 ** 30).toFixed(1)} GiB) of ` +
+        `f32 parameters, more than the ${MAX_PARAMETER_BYTES / 2 ** 30} GiB limit ` +
+        `(vocab_size ${cfg.vocabSize}, hidden_size ${cfg.hiddenSize}, num_hidden_layers ` +
+        `${cfg.numLayers}, intermediate_size ${cfg.intermediateSize}, max_position_embeddings ` +
+        `${cfg.maxPositions})`,
+    );
+  }
   if (cfg.hiddenSize % cfg.numHeads !== 0) {
     throw new RangeError(
       `${source}: hidden_size ${cfg.hiddenSize} is not divisible by ` +

@@ -7,7 +7,7 @@
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import type { XlmrConfig } from "./config.ts";
-import { Checkpoint, writeSafetensors } from "./safetensors.ts";
+import { assertFinite, Checkpoint, writeSafetensors } from "./safetensors.ts";
 import { initialValues, normalRng, randomWeights } from "./init.ts";
 
 /** One named parameter: its shape, whether AdamW decays it, and its GPU storage. */
@@ -159,20 +159,41 @@ export class XlmrParams {
           }`,
         );
       }
-      const params = new XlmrParams(gpu, config, XlmrParams.allocate(gpu, config));
-      for (const p of params.byName.values()) {
-        const found = resolve(p.name);
-        if (!found) { // no pooler in the checkpoint: initialise it as Hugging Face would
-          params.upload(p.name, initialValues(p.name, p.shape, config, normalRng(0)));
+      // A NaN/Inf weight fails naming the tensor before anything is allocated: one extra pass
+      // over the file in row blocks of at most 64 MiB (cheap next to the upload).
+      for (const name of used) {
+        const info = ckpt.info(name);
+        const rowElems = info.shape.slice(1).reduce((a, b) => a * b, 1);
+        const rows = info.shape.length === 0 ? 1 : info.shape[0];
+        const block = Math.max(1, Math.floor(2 ** 24 / Math.max(rowElems, 1)));
+        if (info.shape.length === 0 || rows <= block) {
+          assertFinite(await ckpt.readF32(name), dir, name);
           continue;
         }
-        for (let k = 0; k < p.chunks.length; k++) {
-          const t = p.chunks[k];
-          const data = p.chunks.length === 1
-            ? await ckpt.readF32(found)
-            : await ckpt.readF32Rows(found, k * p.chunkRows, t.shape[0]);
-          gpu.write(t, data);
+        for (let r = 0; r < rows; r += block) {
+          const n = Math.min(block, rows - r);
+          assertFinite(await ckpt.readF32Rows(name, r, n), dir, name, r * rowElems);
         }
+      }
+      const params = new XlmrParams(gpu, config, XlmrParams.allocate(gpu, config));
+      try {
+        for (const p of params.byName.values()) {
+          const found = resolve(p.name);
+          if (!found) { // no pooler in the checkpoint: initialise it as Hugging Face would
+            params.upload(p.name, initialValues(p.name, p.shape, config, normalRng(0)));
+            continue;
+          }
+          for (let k = 0; k < p.chunks.length; k++) {
+            const t = p.chunks[k];
+            const data = p.chunks.length === 1
+              ? await ckpt.readF32(found)
+              : await ckpt.readF32Rows(found, k * p.chunkRows, t.shape[0]);
+            gpu.write(t, data);
+          }
+        }
+      } catch (e) {
+        params.release();
+        throw e;
       }
       return params;
     } finally {

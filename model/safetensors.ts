@@ -163,6 +163,34 @@ export function parseSafetensorsHeader(
   return { metadata, tensors };
 }
 
+/**
+ * Throws an error naming `source`, the tensor and the first offending index when `data` holds a
+ * NaN or an infinity (a checkpoint with such weights is corrupt, and would poison every output).
+ *
+ * @example
+ * ```ts
+ * import { assertFinite } from "./safetensors.ts";
+ * assertFinite(new Float32Array([1, 2]), "m.safetensors", "w"); // passes
+ * ```
+ */
+export function assertFinite(
+  data: Float32Array,
+  source: string,
+  name: string,
+  indexOffset = 0,
+): void {
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    // x - x is NaN for NaN and ±Infinity, 0 for every finite value: one compare per element.
+    if (x - x !== 0) {
+      throw new RangeError(
+        `${source}: tensor "${name}" holds ${x} at flat index ${indexOffset + i}; ` +
+          `the checkpoint is corrupt (non-finite weights)`,
+      );
+    }
+  }
+}
+
 /** Converts raw little-endian bytes of `dtype` to f32. */
 function toF32(raw: Uint8Array, dtype: SafetensorsDType): Float32Array {
   const buf = raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength

@@ -280,10 +280,19 @@ export class XlmrTokenizer {
     const spmPath = `${dir}/sentencepiece.bpe.model`;
     let text: string | null = null;
     try {
-      text = await Deno.readTextFile(jsonPath);
+      const bytes = await Deno.readFile(jsonPath);
+      try {
+        text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw new Error(`${jsonPath}: not valid UTF-8`);
+      }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`${jsonPath}: cannot read: ${(e as Error).message}`);
+        throw new Error(
+          (e as Error).message.startsWith(jsonPath)
+            ? (e as Error).message
+            : `${jsonPath}: cannot read: ${(e as Error).message}`,
+        );
       }
     }
     if (text !== null) {

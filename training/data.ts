@@ -28,6 +28,84 @@ export interface QaDataset {
 
 const ASTRAL = /[\uD800-\uDFFF]/;
 
+/** Longest JSONL line accepted (UTF-16 units); a longer one is a corrupt or wrong file. */
+export const MAX_LINE_CHARS = 1 << 22;
+
+/**
+ * Reads a UTF-8 text file strictly: invalid bytes throw an error naming the file, the line and the
+ * byte offset (Deno.readTextFile would silently turn them into U+FFFD).
+ *
+ * @example
+ * ```ts
+ * import { readTextStrict } from "./data.ts";
+ * const path = await Deno.makeTempFile();
+ * await Deno.writeFile(path, new Uint8Array([0x61, 0x0a, 0xff]));
+ * try {
+ *   await readTextStrict(path);
+ * } catch (e) {
+ *   console.log((e as Error).message); // …:2: invalid UTF-8 at byte 2
+ * }
+ * ```
+ */
+export async function readTextStrict(path: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    let line = 1;
+    for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
+    throw new TypeError(`${path}:${line}: invalid UTF-8 at byte ${at}`);
+  }
+}
+
+/** Offset of the first byte that starts an invalid UTF-8 sequence (RFC 3629), or the length. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  const cont = (i: number) => i < b.length && (b[i] & 0xc0) === 0x80;
+  for (let i = 0; i < b.length;) {
+    const c = b[i];
+    let n = 0, lo = 0x80, hi = 0xbf;
+    if (c < 0x80) n = 1;
+    else if (c >= 0xc2 && c <= 0xdf) n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+      [n, lo, hi] = [3, c === 0xe0 ? 0xa0 : 0x80, c === 0xed ? 0x9f : 0xbf];
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      [n, lo, hi] = [4, c === 0xf0 ? 0x90 : 0x80, c === 0xf4 ? 0x8f : 0xbf];
+    } else return i;
+    if (n > 1 && !(i + 1 < b.length && b[i + 1] >= lo && b[i + 1] <= hi)) return i;
+    for (let k = 2; k < n; k++) if (!cont(i + k)) return i;
+    i += n;
+  }
+  return b.length;
+}
+
+/**
+ * Splits JSONL text into lines, refusing a line longer than {@linkcode MAX_LINE_CHARS} with an
+ * error naming the file and line.
+ *
+ * @example
+ * ```ts
+ * import { jsonlLines } from "./data.ts";
+ * console.log(jsonlLines("a\r\nb\n", "x.jsonl")); // ["a", "b", ""]
+ * ```
+ */
+export function jsonlLines(text: string, path: string): string[] {
+  const lines = text.split(/\r?\n/);
+  lines.forEach((l, i) => {
+    if (l.length > MAX_LINE_CHARS) {
+      throw new RangeError(
+        `${path}:${i + 1}: line is ${l.length} characters long (limit ${MAX_LINE_CHARS})`,
+      );
+    }
+  });
+  return lines;
+}
+
 /**
  * `s[start:end]` with Python's code-point offsets (SQuAD's `answer_start` and LAReQA's
  * `sentence_breaks` count code points, JavaScript strings count UTF-16 units).
@@ -57,7 +135,9 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 function checkTexts(x: unknown, field: string, where: string): Record<string, string> {
   if (!isRecord(x)) throw new TypeError(`${where}: "${field}" must be an object {lang: text}`);
   const out: Record<string, string> = {};
+  if (Object.keys(x).length === 0) throw new TypeError(`${where}: "${field}" has no language`);
   for (const [lang, text] of Object.entries(x)) {
+    if (lang.trim() === "") throw new TypeError(`${where}: "${field}" has an empty language code`);
     if (typeof text !== "string") {
       throw new TypeError(`${where}: "${field}.${lang}" must be a string, got ${typeof text}`);
     }
@@ -71,6 +151,7 @@ function checkNegatives(x: unknown, where: string): Record<string, string[]> {
   if (!isRecord(x)) throw new TypeError(`${where}: "negatives" must be an object {lang: [texts]}`);
   const out: Record<string, string[]> = {};
   for (const [lang, list] of Object.entries(x)) {
+    if (lang.trim() === "") throw new TypeError(`${where}: "negatives" has an empty language code`);
     if (!Array.isArray(list) || !list.every((s) => typeof s === "string")) {
       throw new TypeError(`${where}: "negatives.${lang}" must be an array of strings`);
     }
@@ -126,7 +207,7 @@ function finish(source: string, raw: QaItem[], langs?: string[]): QaDataset {
 function parseJsonl(path: string, text: string): QaItem[] {
   const items: QaItem[] = [];
   const seen = new Map<string, number>();
-  const lines = text.split("\n");
+  const lines = jsonlLines(text, path);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === "") continue;
@@ -256,8 +337,9 @@ async function loadDir(dir: string, langs?: string[]): Promise<QaDataset> {
     const file = `${dir.replace(/\/+$/, "")}/${lang}.json`;
     let json: unknown;
     try {
-      json = JSON.parse(await Deno.readTextFile(file));
+      json = JSON.parse(await readTextStrict(file));
     } catch (e) {
+      if (e instanceof TypeError) throw e; // invalid UTF-8, already names the file
       throw new SyntaxError(`${file}: not JSON (${(e as Error).message})`);
     }
     for (const q of parseLareqa(file, json)) {
@@ -308,7 +390,7 @@ export async function loadQaData(
     throw new RangeError(`loadQaData: ${pathOrDir}: langs is empty`);
   }
   if (info.isDirectory) return await loadDir(pathOrDir, opts.langs);
-  const items = parseJsonl(pathOrDir, await Deno.readTextFile(pathOrDir));
+  const items = parseJsonl(pathOrDir, await readTextStrict(pathOrDir));
   return finish(pathOrDir, items, opts.langs);
 }
 

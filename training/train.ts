@@ -5,10 +5,11 @@
  * @module
  */
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { configToJson, loadConfig, type XlmrConfig } from "../model/config.ts";
-import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
+import { assertFinite, SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { loadQaData, type QaDataset } from "./data.ts";
 import {
@@ -81,6 +82,59 @@ interface TrainerState {
   sampler: unknown;
   options: Record<string, unknown>;
   modelFingerprint: string;
+  /** SHA-256 (hex) of the checkpoint's files, verified on --resume. */
+  sha256?: Record<string, string>;
+}
+
+/** Checkpoint files whose content hash trainer_state.json carries. */
+const HASHED_FILES = ["model.safetensors", "optimizer.safetensors"];
+
+/** SHA-256 of a file in hex, streamed in 4 MiB blocks (checkpoints can be gigabytes). */
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const file = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(1 << 22);
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    file.close();
+  }
+  return hash.digest("hex");
+}
+
+/** Reads trainer_state.json of a checkpoint and checks the content hashes of its files. */
+async function readTrainerState(dir: string): Promise<TrainerState> {
+  const path = join(dir, "trainer_state.json");
+  let state: TrainerState;
+  try {
+    state = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new Error(`--resume: ${path}: not valid JSON: ${(e as Error).message}`);
+  }
+  if (
+    state === null || typeof state !== "object" || !Number.isInteger(state.step) || state.step < 0
+  ) {
+    throw new Error(`--resume: ${path}: expected an object with an integer "step"`);
+  }
+  if (!state.sha256) {
+    console.warn(`warning: ${path} carries no content hashes; the checkpoint is not verified`);
+    return state;
+  }
+  for (const f of HASHED_FILES) {
+    const want = state.sha256[f];
+    const got = await sha256File(join(dir, f));
+    if (want !== got) {
+      throw new Error(
+        `--resume: ${join(dir, f)} is corrupt: its SHA-256 is ${got}, but ${path} ` +
+          `records ${want ?? "none"}`,
+      );
+    }
+  }
+  return state;
 }
 
 function fingerprint(c: XlmrConfig): string {
@@ -162,6 +216,8 @@ export async function train(
   const log = o.quiet ? () => {} : (s: string) => console.log(s);
   const data: QaDataset = await loadQaData(o.train, { langs: o.langs });
   const resumeDir = o.resume ? await findCheckpoint(o.resume) : null;
+  // Verified before anything is loaded onto the GPU or written to the output directory.
+  const resumeState = resumeDir ? await readTrainerState(resumeDir) : null;
   const modelDir = resumeDir ?? o.model;
   const encoder = await Encoder.load(
     gpu,
@@ -212,10 +268,8 @@ export async function train(
   const metricsPath = join(o.out, "metrics.jsonl");
   const batchesPath = join(o.out, "batches.jsonl");
   let startStep = 0;
-  if (resumeDir) {
-    const state = JSON.parse(
-      await Deno.readTextFile(join(resumeDir, "trainer_state.json")),
-    ) as TrainerState;
+  if (resumeDir && resumeState) {
+    const state = resumeState;
     const requested = await loadConfig(o.model);
     if (state.modelFingerprint !== fingerprint(requested)) {
       throw new Error(
@@ -226,7 +280,11 @@ export async function train(
     sampler = BatchSampler.restore(data, samplerOpts, state.sampler);
     const opt = await SafetensorsFile.open(join(resumeDir, "optimizer.safetensors"));
     const moments = new Map<string, Float32Array>();
-    for (const name of opt.tensors.keys()) moments.set(name, await opt.readF32(name));
+    for (const name of opt.tensors.keys()) {
+      const data = await opt.readF32(name);
+      assertFinite(data, join(resumeDir, "optimizer.safetensors"), name);
+      moments.set(name, data);
+    }
     opt.close();
     trainer.writeMoments((n) => moments.get(n), join(resumeDir, "optimizer.safetensors"));
     trainer.stepCount = state.step;
@@ -253,11 +311,12 @@ export async function train(
     for (const s of stats) {
       if (!Number.isFinite(s.loss) || !Number.isFinite(s.gradNorm)) {
         await appendLines();
+        const what = Number.isFinite(s.loss)
+          ? `gradient norm (${s.gradNorm})`
+          : `loss (${s.loss}; gradient norm ${s.gradNorm})`;
         throw new Error(
-          `non-finite ${Number.isFinite(s.loss) ? "gradient norm" : "loss"} at step ${s.step}; ` +
-            `stopped. The last good checkpoint is in ${
-              join(o.out, "checkpoint")
-            } (if any was saved)`,
+          `non-finite ${what} at step ${s.step}: the GPU skipped that update, training stopped. ` +
+            `The last good checkpoint is in ${join(o.out, "checkpoint")} (if any was saved)`,
         );
       }
       metricsBuffer.push(JSON.stringify({
@@ -443,7 +502,9 @@ async function saveCheckpoint(
   await writeSafetensors(join(tmp, "optimizer.safetensors"), await trainer.readMoments());
   await writeJsonAtomic(join(tmp, "config.json"), configToJson(encoder.config));
   await copyTokenizerFiles(tokenizerDir ?? modelDir, tmp);
-  await writeJsonAtomic(join(tmp, "trainer_state.json"), state);
+  const sha256: Record<string, string> = {};
+  for (const f of HASHED_FILES) sha256[f] = await sha256File(join(tmp, f));
+  await writeJsonAtomic(join(tmp, "trainer_state.json"), { ...state, sha256 });
   const old = join(out, "checkpoint.old");
   if (await exists(final)) {
     await Deno.remove(old, { recursive: true }).catch(() => {});
@@ -470,7 +531,15 @@ async function findCheckpoint(dir: string): Promise<string> {
 async function truncateLog(path: string, step: number): Promise<void> {
   if (!(await exists(path))) return;
   const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim());
-  const kept = lines.filter((l) => (JSON.parse(l) as { step: number }).step <= step);
+  // A kill during an append can leave a torn last line: drop lines that do not parse.
+  const stepOf = (l: string) => {
+    try {
+      return (JSON.parse(l) as { step: number }).step;
+    } catch {
+      return Infinity;
+    }
+  };
+  const kept = lines.filter((l) => stepOf(l) <= step);
   await writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
 }
 

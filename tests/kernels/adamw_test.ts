@@ -114,3 +114,37 @@ gpuTest("adamwStep and gradNorm reject bad input before dispatching", (gpu) => {
   gpu.release(p, g, m, v, short, ints, one);
   return Promise.resolve();
 });
+
+gpuTest("adamwStep skips the update when the gradient norm is NaN or infinite", async (gpu) => {
+  const random = rng(freshSeed("adamw guard"));
+  const n = 300;
+  const p0 = randn(n, random), m0 = randn(n, random, 0.01);
+  const v0 = Float32Array.from(randn(n, random, 0.01), (x) => x * x);
+  const h: AdamWHyper = { ...base, lr: 1e-2, weightDecay: 0.1, step: 3 };
+  const cases: [string, Float32Array, boolean][] = [
+    ["NaN gradient", Float32Array.from(randn(n, random), (x, i) => (i === 7 ? NaN : x)), false],
+    [
+      "Inf gradient",
+      Float32Array.from(randn(n, random), (x, i) => (i === 9 ? Infinity : x)),
+      false,
+    ],
+    ["overflowing gradient", new Float32Array(n).fill(3e38), false],
+    ["finite gradient", randn(n, random), true],
+  ];
+  for (const [label, grad, moves] of cases) {
+    const p = gpu.fromArray(p0, [n]), m = gpu.fromArray(m0, [n]), v = gpu.fromArray(v0, [n]);
+    const g = gpu.fromArray(grad, [n]);
+    const ns = gradNorm(gpu, [g], 1);
+    adamwStep(gpu, p, g, m, v, h, ns);
+    const [norm, pa, ma, va] = await gpu.readMany([ns, p, m, v]);
+    equal(Number.isFinite(norm[0]), moves, `${label}: norm ${norm[0]}`);
+    if (moves) {
+      ok(pa.some((x, i) => x !== p0[i]), `${label}: the parameters moved`);
+    } else {
+      ok(pa.every((x, i) => Object.is(x, p0[i])), `${label}: parameters unchanged`);
+      ok(ma.every((x, i) => Object.is(x, m0[i])), `${label}: m unchanged`);
+      ok(va.every((x, i) => Object.is(x, v0[i])), `${label}: v unchanged`);
+    }
+    gpu.release(p, m, v, g, ns);
+  }
+});
