@@ -3,20 +3,28 @@
  * (query, relevant candidate) pair the kernel counts the candidates scoring strictly higher plus
  * the equal-scoring ones with a lower index, so rank = count + 1 and ties go to candidate order.
  *
- * Scores are dot products (cosine similarity when the rows are L2-normalised). Candidates are
+ * Scores are dot products (cosine similarity when the rows are L2-normalised), each the
+ * sequential f32 sum over the embedding, computed by a register-blocked kernel. Candidates are
  * processed in blocks (one score matrix `[queries, block]` at a time) so that corpora larger than
- * one binding fit; queries are processed in chunks for the same reason. Every score comes out of
- * the same pipeline, so the result is bit-for-bit independent of the block and chunk sizes.
+ * one binding fit; queries are processed in chunks for the same reason. The pairs of a query are
+ * grouped (up to 16 per group) so that one workgroup makes a single pass over the query's score
+ * row for all of them. Every score comes out of the same pipeline and the same arithmetic, so the
+ * result is bit-for-bit independent of the block and chunk sizes. All chunks are recorded before
+ * one read-back. Measurements: `eval/RANKING_NOTES.md`.
  * @module
  */
+import { isCpuAdapter } from "./matmul.ts";
 import { Gpu, u32 } from "./runtime.ts";
 import { Tensor } from "./tensor.ts";
 
 const SHADER = "retrieval_rank.wgsl";
-const TILE = 16;
+/** Smallest side of a score workgroup's tile (8 threads × 4 scores); bounds the grid. */
+const TILE = 32;
 const MAX_GROUPS = 65535;
 /** Default cap on one score matrix (bytes), below any device's binding limit we target. */
 const SCORE_BYTES = 128 * 2 ** 20;
+/** Most pairs one count workgroup compares against in its single pass over a score row. */
+const MAX_SLOTS = 16;
 
 /** The (query, relevant candidate) pairs to rank, as parallel arrays. */
 export interface RankPairs {
@@ -47,9 +55,31 @@ export interface RankResult {
   rankInRange: Uint32Array;
 }
 
+/** Records the score kernel into `out` with row stride `ld` (shapes already checked). */
+function recordScores(gpu: Gpu, queries: Tensor, block: Tensor, out: Tensor, ld: number): void {
+  const [nq, h] = queries.shape;
+  const nb = block.shape[0];
+  const vec = h % 4 === 0 && queries.offset % 16 === 0 && block.offset % 16 === 0;
+  // Scores per thread: a 16×16 register block makes 32 multiply-adds per vec4 load (lavapipe pays
+  // per load; 16×16 ran 1.8× faster than 8×8 on 3570×3652×64, see eval/RANKING_NOTES.md); tiny
+  // blocks take 4×4, which compiles in a fraction of the time. Every shape gives the same bits.
+  const b = nq * nb < 128 * 128 ? 4 : 16;
+  gpu.dispatch(
+    {
+      shader: SHADER,
+      entry: "score",
+      template: { vec_q: vec, vec_s: false, K: 1, WG: 64, TM: b, TN: b },
+    },
+    [queries, block, out],
+    [u32(nq), u32(nb), u32(h), u32(ld), u32(0), u32(0), u32(0), u32(0), u32(0)],
+    [Math.ceil(nb / (8 * b)), Math.ceil(nq / (8 * b))],
+  );
+}
+
 /**
  * Records `scores[q, j] = dot(queries[q], block[j])` for `queries` `[nq, h]` and `block`
- * `[nb, h]` into `out` `[nq, nb]` (allocated when not given).
+ * `[nb, h]` into `out` `[nq, nb]` (allocated when not given). Each score is the sequential sum
+ * over k, so it does not depend on where its query or candidate sits.
  *
  * @example
  * ```ts
@@ -80,13 +110,67 @@ export function scoreBlock(gpu: Gpu, queries: Tensor, block: Tensor, out?: Tenso
   if (gx > MAX_GROUPS || gy > MAX_GROUPS) {
     throw new RangeError(`${op}: [${nq}, ${nb}] needs more than ${MAX_GROUPS} tiles per side`);
   }
-  gpu.dispatch(
-    { shader: SHADER, entry: "score" },
-    [queries, block, y],
-    [u32(nq), u32(nb), u32(h), u32(0), u32(0), u32(0)],
-    [gx, gy],
-  );
+  if (nq > 0 && nb > 0) recordScores(gpu, queries, block, y, nb);
   return y;
+}
+
+/** Where the count kernel finds its inputs (shapes already checked). */
+interface CountArgs {
+  /** Score rows `[chunk queries, ld]`, of which the first `nb` columns are the block. */
+  scores: Tensor;
+  nb: number;
+  ld: number;
+  blockStart: number;
+  /** Global index of the chunk's first query (pairs hold global query rows). */
+  q0: number;
+  pairs: Tensor;
+  own: Tensor;
+  counts: Tensor;
+  /** u32 `[G, 2]` (first pair, pair count ≤ slots), or null: every pair its own group. */
+  groups: Tensor | null;
+  /** Pair slots of the count kernel (template size). */
+  slots: number;
+  /** Range of pairs (gather) or groups (count) to process. */
+  first: number;
+  n: number;
+}
+
+/** Count workgroup size: few threads per query on a CPU adapter, where the reduction costs. */
+const countWg = (gpu: Gpu) => isCpuAdapter(gpu) ? 16 : 64;
+
+function recordCount(gpu: Gpu, mode: "gather" | "count", a: CountArgs): void {
+  if (a.n === 0) return;
+  const vec = a.ld % 4 === 0 && a.scores.offset % 16 === 0;
+  const template = { vec_q: false, vec_s: vec, K: a.slots, WG: countWg(gpu), TM: 1, TN: 1 };
+  const params = [
+    u32(0),
+    u32(a.nb),
+    u32(0),
+    u32(a.ld),
+    u32(a.blockStart),
+    u32(a.q0),
+    u32(a.first),
+    u32(a.n),
+    u32(a.groups ? 0 : 1),
+  ];
+  if (mode === "gather") {
+    gpu.dispatch(
+      { shader: SHADER, entry: "gather", template },
+      [a.scores, a.pairs, a.own],
+      params,
+      [
+        ...Gpu.grid(Math.ceil(a.n / 64)),
+      ],
+    );
+  } else {
+    gpu.dispatch(
+      { shader: SHADER, entry: "count", template },
+      // Without groups, binding 4 reads the pairs again (never touched: per_pair is 1).
+      [a.scores, a.pairs, a.own, a.groups ?? a.pairs, a.counts],
+      params,
+      Gpu.grid(a.n),
+    );
+  }
 }
 
 /**
@@ -94,7 +178,8 @@ export function scoreBlock(gpu: Gpu, queries: Tensor, block: Tensor, out?: Tenso
  * global index `blockStart`. `pairs` is u32 `[P, 4]` (query in the chunk, global candidate, range
  * lo, range hi). Mode `"gather"` stores each pair's own score into `own` `[P]` when its candidate
  * lies in the block; mode `"count"` adds the candidates ahead of each pair to `counts` `[P, 2]`
- * (whole pool, range).
+ * (whole pool, range). ({@linkcode rankRelevant} groups the pairs of a query so that one pass over
+ * a score row serves all of them; this entry point ranks each pair on its own.)
  *
  * @example
  * ```ts
@@ -133,13 +218,22 @@ export function countAhead(
   if (counts.dtype !== "u32" || counts.size !== 2 * n) {
     throw new RangeError(`${op}: counts must be u32 [${n}, 2], got ${counts}`);
   }
-  const [nq, nb] = scores.shape;
-  gpu.dispatch(
-    { shader: SHADER, entry: "count" },
-    [scores, pairs, own, counts],
-    [u32(nq), u32(nb), u32(0), u32(blockStart), u32(n), u32(mode === "gather" ? 0 : 1)],
-    Gpu.grid(n),
-  );
+  if (n > MAX_GROUPS * MAX_GROUPS) throw new RangeError(`${op}: too many pairs (${n})`);
+  const nb = scores.shape[1];
+  recordCount(gpu, mode, {
+    scores,
+    nb,
+    ld: nb,
+    blockStart,
+    q0: 0,
+    pairs,
+    own,
+    counts,
+    groups: null,
+    slots: 1,
+    first: 0,
+    n,
+  });
 }
 
 /**
@@ -204,10 +298,12 @@ export async function rankRelevant(
   if (!Number.isInteger(nb) || nb < 1 || nb > blockMax) {
     throw new RangeError(`${op}: blockSize must be an integer in [1, ${blockMax}], got ${nb}`);
   }
+  // Score rows padded to a multiple of 4 so that the count kernel reads them as vec4.
+  const ld = Math.ceil(nb / 4) * 4;
   const scoreCap = Math.min(maxBinding, SCORE_BYTES);
   const chunkMax = Math.max(
     1,
-    Math.min(Math.floor(scoreCap / (nb * 4)), Math.floor(maxBinding / rowBytes), MAX_GROUPS * TILE),
+    Math.min(Math.floor(scoreCap / (ld * 4)), Math.floor(maxBinding / rowBytes), MAX_GROUPS * TILE),
   );
   const qc = Math.min(nq, opts.queryChunk ?? chunkMax);
   if (!Number.isInteger(qc) || qc < 1) {
@@ -215,18 +311,39 @@ export async function rankRelevant(
   }
   const nBlocks = Math.ceil(nc / nb);
 
-  // Pairs grouped by query chunk, with the query index made local to the chunk.
-  const byChunk = new Map<number, number[]>();
-  for (let i = 0; i < np; i++) {
-    const k = Math.floor(pairs.query[i] / qc);
-    let list = byChunk.get(k);
-    if (!list) byChunk.set(k, list = []);
-    list.push(i);
+  // Pairs sorted by query, cut into groups of at most `slots` pairs of one query: one count
+  // workgroup per group compares every score of the row with all of the group's pairs at once.
+  const order = Array.from({ length: np }, (_, i) => i).sort((a, b) =>
+    pairs.query[a] - pairs.query[b] || a - b
+  );
+  let maxRun = 0;
+  for (let s = 0, e = 0; s < np; s = e) {
+    while (e < np && pairs.query[order[e]] === pairs.query[order[s]]) e++;
+    maxRun = Math.max(maxRun, e - s);
   }
+  let slots = 1;
+  while (slots < Math.min(maxRun, MAX_SLOTS)) slots *= 2;
+  const packed = new Uint32Array(np * 4);
+  const groupList: number[] = [];
+  order.forEach((i, j) => {
+    packed[4 * j] = pairs.query[i];
+    packed[4 * j + 1] = pairs.candidate[i];
+    packed[4 * j + 2] = pairs.lo ? pairs.lo[i] : 0;
+    packed[4 * j + 3] = pairs.hi ? pairs.hi[i] : nc;
+    const g = groupList.length - 2;
+    if (g >= 0 && packed[4 * groupList[g]] === pairs.query[i] && groupList[g + 1] < slots) {
+      groupList[g + 1]++;
+    } else groupList.push(j, 1);
+  });
+  const nGroups = groupList.length / 2;
 
   const blockBuf = gpu.alloc([nb, dim], "f32", "retrieval.block");
   const qBuf = gpu.alloc([qc, dim], "f32", "retrieval.queries");
-  const sBuf = gpu.alloc([qc, nb], "f32", "retrieval.scores");
+  const sBuf = gpu.alloc([qc, ld], "f32", "retrieval.scores");
+  const pt = gpu.fromArray(packed, [np, 4], "u32", "retrieval.pairs");
+  const gt = gpu.fromArray(new Uint32Array(groupList), [nGroups, 2], "u32", "retrieval.groups");
+  const own = gpu.alloc([np], "f32", "retrieval.own");
+  const counts = gpu.zeros([np, 2], "u32", "retrieval.counts");
   const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, shape, t.dtype, 0);
   const blockView = (b: number) => {
     const start = b * nb, n = Math.min(nb, nc - start);
@@ -236,39 +353,45 @@ export async function rankRelevant(
   };
   try {
     let resident: { start: number; t: Tensor } | null = null;
-    for (const [k, list] of [...byChunk].sort((a, b) => a[0] - b[0])) {
-      const q0 = k * qc, nqk = Math.min(qc, nq - q0);
+    // Every chunk is recorded before the one read-back; pairs and groups of a chunk are
+    // contiguous because they are sorted by query.
+    for (let q0 = 0, p0 = 0, g0 = 0; q0 < nq && p0 < np; q0 += qc) {
+      const nqk = Math.min(qc, nq - q0);
+      let p1 = p0, g1 = g0;
+      while (p1 < np && packed[4 * p1] < q0 + nqk) p1++;
+      while (g1 < nGroups && groupList[2 * g1] < p1) g1++;
+      if (p1 === p0) continue;
       const qt = view(qBuf, [nqk, dim]);
       gpu.write(qt, queries.subarray(q0 * dim, (q0 + nqk) * dim));
-      const packed = new Uint32Array(list.length * 4);
-      list.forEach((i, j) => {
-        packed[4 * j] = pairs.query[i] - q0;
-        packed[4 * j + 1] = pairs.candidate[i];
-        packed[4 * j + 2] = pairs.lo ? pairs.lo[i] : 0;
-        packed[4 * j + 3] = pairs.hi ? pairs.hi[i] : nc;
-      });
-      const pt = gpu.fromArray(packed, [list.length, 4], "u32", "retrieval.pairs");
-      const own = gpu.alloc([list.length], "f32", "retrieval.own");
-      const counts = gpu.zeros([list.length, 2], "u32", "retrieval.counts");
+      const st = view(sBuf, [nqk, ld]);
+      const args = { scores: st, ld, q0, pairs: pt, own, counts, groups: gt, slots };
       // Pass 1 finds each pair's own score; pass 2 counts against it. With one block the score
       // matrix from pass 1 serves both.
       for (const mode of ["gather", "count"] as const) {
         for (let b = 0; b < nBlocks; b++) {
           if (nBlocks > 1 || !resident) resident = blockView(b);
-          const st = view(sBuf, [nqk, resident.t.shape[0]]);
-          if (nBlocks > 1 || mode === "gather") scoreBlock(gpu, qt, resident.t, st);
-          countAhead(gpu, mode, st, resident.start, pt, own, counts);
+          const nbk = resident.t.shape[0];
+          if (nBlocks > 1 || mode === "gather") recordScores(gpu, qt, resident.t, st, ld);
+          const range = mode === "gather" ? [p0, p1 - p0] : [g0, g1 - g0];
+          recordCount(gpu, mode, {
+            ...args,
+            nb: nbk,
+            blockStart: resident.start,
+            first: range[0],
+            n: range[1],
+          });
         }
       }
-      const got = await gpu.read(counts, "u32");
-      list.forEach((i, j) => {
-        rank[i] = got[2 * j] + 1;
-        rankInRange[i] = got[2 * j + 1] + 1;
-      });
-      gpu.release(pt, own, counts);
+      p0 = p1;
+      g0 = g1;
     }
+    const got = await gpu.read(counts, "u32");
+    order.forEach((i, j) => {
+      rank[i] = got[2 * j] + 1;
+      rankInRange[i] = got[2 * j + 1] + 1;
+    });
   } finally {
-    gpu.release(blockBuf, qBuf, sBuf);
+    gpu.release(blockBuf, qBuf, sBuf, pt, gt, own, counts);
   }
   return { rank, rankInRange };
 }

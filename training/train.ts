@@ -496,6 +496,12 @@ async function saveCheckpoint(
   tokenizerDir?: string,
 ): Promise<void> {
   const final = join(out, "checkpoint");
+  // Directories left by a run killed mid-write are incomplete by construction: drop them.
+  for await (const e of Deno.readDir(out)) {
+    if (e.isDirectory && e.name.startsWith("checkpoint.tmp-")) {
+      await Deno.remove(join(out, e.name), { recursive: true });
+    }
+  }
   const tmp = join(out, `checkpoint.tmp-${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(tmp, { recursive: true });
   await encoder.params.save(join(tmp, "model.safetensors"));

@@ -122,3 +122,73 @@ gpuTest("rank kernels reject bad shapes and out-of-range pairs before dispatchin
   throws(() => countAhead(gpu, "count", a, 0, p, own, cnt), TypeError);
   gpu.release(a, b, p, own, cnt);
 });
+
+gpuTest(
+  "queries with more relevant candidates than one count pass holds rank like the CPU",
+  async (gpu) => {
+    const r = rng(freshSeed("retrieval_rank_many"));
+    // dim 8 reads embeddings as vec4; 61 candidates leave padded score rows.
+    const dim = 8, nq = 5, nc = 61;
+    const q = intEmbeddings(nq, dim, r), c = intEmbeddings(nc, dim, r);
+    const query: number[] = [], candidate: number[] = [], lo: number[] = [], hi: number[] = [];
+    // Query 3 has 40 relevant candidates (three groups), query 1 has 17, query 0 has 1, in a
+    // scrambled pair order; the ranges are bands of 20 candidates.
+    for (const [qi, n] of [[3, 40], [0, 1], [1, 17]]) {
+      for (let k = 0; k < n; k++) {
+        const ci = (k * 37 + qi * 11) % nc;
+        query.push(qi);
+        candidate.push(ci);
+        lo.push(Math.floor(ci / 20) * 20);
+        hi.push(Math.min(nc, Math.floor(ci / 20) * 20 + 20));
+      }
+    }
+    const perm = query.map((_, i) => i).sort((a, b) => ((a * 7919) % 101) - ((b * 7919) % 101));
+    const pick = (a: number[]) => new Uint32Array(perm.map((i) => a[i]));
+    const pairs = { query: pick(query), candidate: pick(candidate), lo: pick(lo), hi: pick(hi) };
+    const want = perm.map((i) => cpuRank(q, c, dim, query[i], candidate[i], lo[i], hi[i]));
+    for (const [blockSize, queryChunk] of [[nc, nq], [13, 2], [4, 1], [60, 3]]) {
+      const got = await rankRelevant(gpu, q, c, dim, pairs, { blockSize, queryChunk });
+      deepEqual(Array.from(got.rank), want.map((w) => w[0]), `rank, block ${blockSize}`);
+      deepEqual(Array.from(got.rankInRange), want.map((w) => w[1]), `range, block ${blockSize}`);
+    }
+  },
+);
+
+gpuTest("countAhead ranks each pair of an unpadded score block on its own", async (gpu) => {
+  // 5 candidates: rows are not vec4-aligned, so the scalar path reads them.
+  const scores = gpu.fromArray(
+    new Float32Array([0.5, 0.1, 0.5, 0.9, 0.5, 0.3, 0.3, 0.2, 0.3, 0.3]),
+    [2, 5],
+  );
+  // (query, candidate, lo, hi): candidates 2 and 4 of query 0; 0 and 3 of query 1.
+  const pairs = gpu.fromArray(
+    new Uint32Array([0, 2, 0, 5, 0, 4, 3, 5, 1, 0, 0, 2, 1, 3, 2, 5]),
+    [4, 4],
+    "u32",
+  );
+  const own = gpu.alloc([4]), counts = gpu.zeros([4, 2], "u32");
+  countAhead(gpu, "gather", scores, 0, pairs, own, counts);
+  countAhead(gpu, "count", scores, 0, pairs, own, counts);
+  deepEqual(Array.from(await gpu.read(counts, "u32")), [2, 2, 3, 1, 0, 0, 2, 0]);
+  gpu.release(scores, pairs, own, counts);
+});
+
+gpuTest("the large score block gives the same ranks and bits as the small one", async (gpu) => {
+  const r = rng(freshSeed("retrieval_rank_large"));
+  const dim = 12, nq = 130, nc = 150; // 130 × 150 scores take the 16×16 register block
+  const q = intEmbeddings(nq, dim, r), c = intEmbeddings(nc, dim, r);
+  const tq = gpu.fromArray(q, [nq, dim]), tc = gpu.fromArray(c, [nc, dim]);
+  const big = await gpu.read(scoreBlock(gpu, tq, tc));
+  // One query at a time: 1 × 150 scores take the 4×4 block.
+  for (const i of [0, 77, 129]) {
+    const one = gpu.fromArray(q.slice(i * dim, (i + 1) * dim), [1, dim]);
+    deepEqual(await gpu.read(scoreBlock(gpu, one, tc)), big.slice(i * nc, (i + 1) * nc));
+    gpu.release(one);
+  }
+  const query = new Uint32Array(nq * 2).map((_, k) => k >> 1);
+  const candidate = new Uint32Array(nq * 2).map((_, k) => (k * 29) % nc);
+  const got = await rankRelevant(gpu, q, c, dim, { query, candidate });
+  const want = Array.from(query, (qi, k) => cpuRank(q, c, dim, qi, candidate[k], 0, nc)[0]);
+  deepEqual(Array.from(got.rank), want);
+  gpu.release(tq, tc);
+});
