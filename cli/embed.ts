@@ -7,6 +7,7 @@
 import { choiceFlag, numberFlag, parseFlags, required } from "./flags.ts";
 import { readJsonl } from "./jsonl.ts";
 import { Gpu } from "../kernels/runtime.ts";
+import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { type EmbedInput, Encoder } from "../model/encoder.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 
@@ -20,6 +21,7 @@ export async function embedCommand(args: string[]): Promise<void> {
     "max-length": { type: "string" },
     "batch-size": { type: "string" },
     tokenizer: { type: "string" },
+    "max-memory": { type: "string" },
   });
   const modelDir = required("embed", f, "model");
   const input = required("embed", f, "input");
@@ -39,6 +41,13 @@ export async function embedCommand(args: string[]): Promise<void> {
     if (typeof value.text === "string") return { text: value.text };
     throw new Error(`${input}:${line}: expected "text" (string) or "input_ids" (array)`);
   });
+  if (typeof f["max-memory"] === "string") {
+    await checkMemoryBudget("embed", modelDir, {
+      budget: parseBytes(f["max-memory"]),
+      batchSize,
+      maxLength,
+    });
+  }
   const gpu = await Gpu.create();
   const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
   for (const [i, x] of inputs.entries()) {

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { choiceFlag, listFlag, numberFlag, parseFlags, required } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
+import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeJsonAtomic } from "../model/atomic_write.ts";
 import { evaluateBeir, evaluateLareqa } from "../eval/retrieval.ts";
@@ -38,6 +39,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     "block-size": { type: "string" },
     report: { type: "string" },
     tokenizer: { type: "string" },
+    "max-memory": { type: "string" },
   });
   const modelDir = required("eval", f, "model");
   const dataset = required("eval", f, "dataset");
@@ -57,6 +59,13 @@ export async function evalCommand(args: string[]): Promise<void> {
   // Load and validate the data before touching the GPU.
   const beir = await isBeir(dataset);
   const set = beir ? await loadBeir(dataset) : await loadLareqa(dataset, opts);
+  if (typeof f["max-memory"] === "string") {
+    await checkMemoryBudget("eval", modelDir, {
+      budget: parseBytes(f["max-memory"]),
+      batchSize,
+      maxLength,
+    });
+  }
   const gpu = await Gpu.create();
   const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
   const embed = (items: { text: string; pair?: string }[]) =>

@@ -7,6 +7,7 @@ import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } fr
 import { Gpu } from "../kernels/runtime.ts";
 import { train, type TrainOptions } from "../training/train.ts";
 import { parseAlphaSchedule } from "../training/sampler.ts";
+import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 
 /** Flags of `train`, shared with `sweep`. */
 export const TRAIN_FLAGS = {
@@ -43,6 +44,7 @@ export const TRAIN_FLAGS = {
   eval: { type: "string" },
   "eval-every": { type: "string" },
   "eval-limit-questions": { type: "string" },
+  "max-memory": { type: "string" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -97,6 +99,15 @@ export function trainOptionsFromFlags(
 export async function trainCommand(args: string[]): Promise<void> {
   const f = parseFlags("train", args, TRAIN_FLAGS);
   const opts = trainOptionsFromFlags("train", f);
+  if (typeof f["max-memory"] === "string") {
+    await checkMemoryBudget("train", opts.resume ?? opts.model, {
+      budget: parseBytes(f["max-memory"]),
+      batchSize: opts.batchSize ?? 32,
+      hardNegatives: opts.hardNegatives,
+      maxLength: opts.maxLength ?? 128,
+      freezeEmbeddings: opts.freezeEmbeddings,
+    });
+  }
   const gpu = await Gpu.create();
   console.log(`adapter: ${gpu.describe()}`);
   const r = await train(gpu, opts);

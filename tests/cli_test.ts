@@ -51,7 +51,15 @@ test("init, tokenize and embed produce a model, ids and [lines, hidden] embeddin
       "\n",
     ),
   );
-  r = await cli("tokenize", "--tokenizer", model, "--input", input, "--out", join(dir, "ids.jsonl"));
+  r = await cli(
+    "tokenize",
+    "--tokenizer",
+    model,
+    "--input",
+    input,
+    "--out",
+    join(dir, "ids.jsonl"),
+  );
   deepEqual(r.code, 0, r.stderr);
   const ids = (await Deno.readTextFile(join(dir, "ids.jsonl"))).trim().split("\n").map((l) =>
     JSON.parse(l).input_ids as number[]
@@ -115,4 +123,41 @@ test("unknown flags and bad values fail naming the flag", async () => {
   ok(r.stderr.includes("bogus"), r.stderr);
   r = await cli("nonsense");
   deepEqual(r.code, 2);
+});
+
+test("--max-memory refuses a job that does not fit before touching the GPU", async () => {
+  const dir = await Deno.makeTempDir();
+  const model = join(dir, "model");
+  const r0 = await cli("init", "--out", model, "--config", "tiny", "--vocab-size", "1000");
+  deepEqual(r0.code, 0, r0.stderr);
+  const input = join(dir, "in.jsonl");
+  await Deno.writeTextFile(input, '{"input_ids": [0, 5, 2]}\n');
+  const out = join(dir, "emb.safetensors");
+  const r = await cli(
+    "embed",
+    "--model",
+    model,
+    "--input",
+    input,
+    "--out",
+    out,
+    "--max-memory",
+    "1MiB",
+  );
+  deepEqual(r.code, 2);
+  ok(r.stderr.includes("--max-memory") && r.stderr.includes("needs about"), r.stderr);
+  await Deno.stat(out).then(() => ok(false, "output written"), () => {});
+  const ok2 = await cli(
+    "embed",
+    "--model",
+    model,
+    "--input",
+    input,
+    "--out",
+    out,
+    "--max-memory",
+    "1GiB",
+  );
+  deepEqual(ok2.code, 0, ok2.stderr);
+  await Deno.remove(dir, { recursive: true });
 });
