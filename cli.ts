@@ -39,7 +39,8 @@ const COMMANDS: Record<
     run: async () => (await import("./cli/sweep.ts")).sweepCommand,
   },
   bench: {
-    help: "benchmarks: bench matmul --m M --n N --k K | bench step --config tiny | bench peers [--json]",
+    help:
+      "benchmarks: bench matmul --m M --n N --k K | bench step --config tiny | bench peers [--json]",
     run: async () => (await import("./cli/bench.ts")).benchCommand,
   },
   plan: {
