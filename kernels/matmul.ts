@@ -3,11 +3,14 @@
  * `linear` (`X·Wᵀ + b` with Hugging Face `[out, in]` weights) and its backward.
  *
  * One tiled kernel (`matmul.wgsl`) serves all of them: the transposes are `override` flags, the tile
- * shape is chosen per problem size by {@linkcode matmulTiles}, and an operand whose contiguous axis
- * is a multiple of 4 is read as `vec4`. Bias column sums use `matmul_colsum.wgsl`.
+ * shape and the split of K are chosen per problem shape by {@linkcode matmulPlan}, and an operand
+ * whose contiguous axis is a multiple of 4 is read as `vec4`. Split-K products write partial
+ * products that `matmul_splitk.wgsl` sums in a fixed order (deterministic). Bias column sums use
+ * `matmul_colsum.wgsl`. {@linkcode linearGelu} fuses bias + exact GELU into the product's epilogue.
  * @module
  */
-import { f32, type Gpu, u32 } from "./runtime.ts";
+import { f32, Gpu, u32 } from "./runtime.ts";
+import { loadShader } from "./shader.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode matmul}. */
@@ -88,18 +91,166 @@ const TILE_TABLE: {
   },
 ];
 
+/** How one product runs: its tiles and how many ranges K is split into (1: no split-K). */
+export interface MatmulPlan {
+  /** Workgroup shape. */
+  tiles: MatmulTiles;
+  /** K ranges computed by separate workgroups and summed by `matmul_splitk.wgsl` (≥ 1). */
+  splits: number;
+  /** K per split, a multiple of `tiles.BK` (K itself when `splits` is 1). */
+  kChunk: number;
+}
+
+// Smallest workgroup kept when a tile is narrowed to fit few rows or columns: llvmpipe runs 8
+// invocations per SIMD batch, real GPUs want at least two 32-wide warps.
+const MIN_THREADS = { cpu: 8, gpu: 64 };
+// Split-K targets: workgroups wanted per product (two cores want ≥ 4 balanced tiles on lavapipe; a
+// real GPU wants one or more per SM; on lavapipe splitting 4 tiles into 8 measured slower) and the
+// least K a split may get.
+const SPLIT_TARGET = { cpu: 4, gpu: 128 };
+const MIN_SPLIT_K = { cpu: 64, gpu: 256 };
+const MAX_SPLITS = 16;
+// Partial products beyond this many bytes are not worth their memory traffic.
+const MAX_PARTIAL_BYTES = 32 << 20;
+// Below this many multiply-adds the light 4×4 block is used: the unrolled 16×16 block takes seconds
+// to compile in llvmpipe, more than such a product runs.
+const CPU_LIGHT_MACS = 1 << 19;
+
+/**
+ * Narrows a tile to the problem: while half the tile still covers all M rows, halve the threads
+ * along M (keeping the register block, so FMAs per load stay the same; below the minimum workgroup
+ * the threads move to N when N has room for them), else halve the block's rows; then the same along
+ * N. Without this a 32-row product in a 128-row tile computes three quarters padding.
+ */
+function fitTiles(t: MatmulTiles, m: number, n: number, minThreads: number): MatmulTiles {
+  let { WX, WY, TM4, TN4 } = t;
+  const bm = () => 4 * TM4 * WY, bn = () => 4 * TN4 * WX;
+  while (bm() / 2 >= m) {
+    if (WY > 1 && (WX * WY) / 2 >= minThreads) WY /= 2;
+    else if (WY > 1 && bn() < n) [WY, WX] = [WY / 2, WX * 2];
+    else if (TM4 > 1) TM4 /= 2;
+    else break;
+  }
+  while (bn() / 2 >= n) {
+    if (WX > 1 && (WX * WY) / 2 >= minThreads) WX /= 2;
+    else if (TN4 > 1) TN4 /= 2;
+    else break;
+  }
+  return { WX, WY, BK: t.BK, TM4, TN4 };
+}
+
+function tileCount(t: MatmulTiles, m: number, n: number): number {
+  return Math.ceil(m / (4 * t.TM4 * t.WY)) * Math.ceil(n / (4 * t.TN4 * t.WX));
+}
+
+/**
+ * Split-K for a product whose output has too few tiles to occupy the adapter while K is long (the
+ * weight gradient dW = dYᵀ·X, whose K is the token count): as many splits as bring the workgroups
+ * to the target, each with at least the minimum K, rounded to whole BK steps.
+ */
+function splitFor(
+  t: MatmulTiles,
+  m: number,
+  n: number,
+  k: number,
+  batch: number,
+  cpu: boolean,
+): number {
+  const kind = cpu ? "cpu" : "gpu";
+  const tiles = tileCount(t, m, n) * batch;
+  if (tiles >= SPLIT_TARGET[kind]) return 1;
+  let splits = Math.min(
+    MAX_SPLITS,
+    Math.ceil(SPLIT_TARGET[kind] / tiles),
+    Math.floor(k / MIN_SPLIT_K[kind]),
+    Math.floor(MAX_PARTIAL_BYTES / (4 * batch * m * n)),
+    Math.floor(65535 / batch),
+  );
+  // Every split must own at least one BK step once K is cut into whole steps.
+  while (splits > 1 && Math.ceil(k / (Math.ceil(k / splits / t.BK) * t.BK)) < splits) splits--;
+  return Math.max(1, splits);
+}
+
+let forcedSplits: number | null = null;
+
+/**
+ * The tiles and K split used for a batch of `[M,K]·[K,N]` products on a CPU (software) adapter when
+ * `cpu` is true. CPU adapters: products under 2¹⁹ multiply-adds get light 32×32 tiles of 4×4 blocks;
+ * larger ones 128×128 tiles of 16×16 blocks (the most FMAs per load, see MATMUL_NOTES.md), narrowed
+ * to the rows and columns there are, and K is split when that leaves fewer than 4 workgroups
+ * (64×64 tiles of 8×8 blocks when K is too short to split). GPU adapters keep the M·N table and
+ * the same narrowing and splitting with GPU-sized targets.
+ *
+ * @example
+ * ```ts
+ * import { matmulPlan } from "./matmul.ts";
+ * // A weight gradient dW[64,64] over 2048 token rows on lavapipe: one 64×64 tile, K in 4 splits.
+ * console.log(matmulPlan(64, 64, 2048, 1, true).splits); // 4
+ * ```
+ */
+export function matmulPlan(
+  m: number,
+  n: number,
+  k: number,
+  batch = 1,
+  cpu = false,
+): MatmulPlan {
+  let tiles: MatmulTiles;
+  let splits = 1;
+  if (forced) tiles = forced;
+  else if (!cpu) {
+    const base = TILE_TABLE.find((e) => !e.cpu && e.when(m, n, k))!.tiles;
+    tiles = fitTiles(base, m, n, MIN_THREADS.gpu);
+    splits = splitFor(tiles, m, n, k, batch, false);
+  } else if (m * n * k < CPU_LIGHT_MACS) {
+    tiles = fitTiles(MATMUL_TILE_CONFIGS["cpu-tiny"], m, n, MIN_THREADS.cpu);
+  } else {
+    tiles = fitTiles(MATMUL_TILE_CONFIGS["cpu-large"], m, n, MIN_THREADS.cpu);
+    splits = splitFor(tiles, m, n, k, batch, true);
+    if (splits === 1 && tileCount(tiles, m, n) * batch < 4) {
+      // Too short to split and too few tiles for both cores: smaller 64×64 tiles, as before.
+      tiles = fitTiles(MATMUL_TILE_CONFIGS["cpu-mid"], m, n, MIN_THREADS.cpu);
+    }
+  }
+  if (forcedSplits !== null) splits = Math.max(1, Math.min(forcedSplits, Math.ceil(k / tiles.BK)));
+  const kChunk = splits === 1 ? k : Math.ceil(k / splits / tiles.BK) * tiles.BK;
+  // Rounding K to whole BK steps can leave the last split empty: count the splits that remain.
+  if (splits > 1) splits = Math.ceil(k / kChunk);
+  return { tiles, splits, kChunk: splits === 1 ? k : kChunk };
+}
+
 /**
  * The tile configuration the kernels use for an `[M,K]·[K,N]` product (per batch entry), on a CPU
- * (software) adapter when `cpu` is true.
+ * (software) adapter when `cpu` is true: the tiles of {@linkcode matmulPlan}.
  *
  * @example
  * ```ts
  * import { matmulTiles } from "./matmul.ts";
  * console.log(matmulTiles(1024, 1024, 1024, true)); // { WX: 8, WY: 8, BK: 32, TM4: 4, TN4: 4 }
+ * console.log(matmulTiles(32, 1024, 1024, true)); // { WX: 8, WY: 2, BK: 32, TM4: 4, TN4: 4 }
  * ```
  */
 export function matmulTiles(m: number, n: number, k: number, cpu = false): MatmulTiles {
-  return forced ?? TILE_TABLE.find((e) => e.cpu === cpu && e.when(m, n, k))!.tiles;
+  return matmulPlan(m, n, k, 1, cpu).tiles;
+}
+
+/**
+ * Makes every following product split K into `splits` ranges (clamped to the number of BK steps;
+ * 1 disables split-K, null restores the automatic choice). For tests and benchmarks.
+ *
+ * @example
+ * ```ts
+ * import { forceMatmulSplitK, matmulPlan } from "./matmul.ts";
+ * forceMatmulSplitK(3);
+ * console.log(matmulPlan(40, 40, 1037, 1, true).splits); // 3
+ * forceMatmulSplitK(null);
+ * ```
+ */
+export function forceMatmulSplitK(splits: number | null): void {
+  if (splits !== null && !(Number.isInteger(splits) && splits >= 1 && splits <= 256)) {
+    throw new RangeError(`forceMatmulSplitK: need an integer in 1..256 or null, got ${splits}`);
+  }
+  forcedSplits = splits;
 }
 
 /** Whether the adapter is a software (CPU) one such as lavapipe, which wants other tiles. */
@@ -157,6 +308,8 @@ interface Gemm {
   alpha: number;
   accumulate: boolean;
   bias: Tensor | null;
+  /** Also write GELU(C) here (the fused epilogue of {@linkcode linearGelu}). */
+  gelu?: Tensor | null;
 }
 
 const cpuAdapters = new WeakMap<Gpu, boolean>();
@@ -166,42 +319,107 @@ function vec4Ok(t: Tensor, contiguous: number): boolean {
   return contiguous % 4 === 0 && t.offset % 16 === 0;
 }
 
-/** Records one dispatch of the tiled kernel (shapes already validated). */
+let geluText: string | null = null;
+
+/**
+ * The exact-erf GELU's WGSL helpers (`normal_cdf` and what it calls, with their constants), cut
+ * from gelu.wgsl so that the fused epilogue runs the very same code as the `gelu` kernel.
+ */
+function geluFunctions(): string {
+  if (geluText !== null) return geluText;
+  const src = loadShader("gelu.wgsl");
+  const pieces: string[] = [];
+  for (const name of ["FRAC_1_SQRT_2", "FRAC_1_SQRT_2PI"]) {
+    const m = src.match(new RegExp(`^const ${name}: f32 = [^;]+;$`, "m"));
+    if (!m) throw new Error(`matmul: gelu.wgsl has no constant ${name} to share`);
+    pieces.push(m[0]);
+  }
+  for (const name of ["exp_accurate", "erf_small", "erfc_large", "normal_cdf"]) {
+    const start = src.search(new RegExp(`^fn ${name}\\(`, "m"));
+    if (start < 0) throw new Error(`matmul: gelu.wgsl has no function ${name} to share`);
+    // The function ends at the first closing brace in column 0.
+    const end = src.indexOf("\n}", start);
+    if (end < 0) throw new Error(`matmul: gelu.wgsl function ${name} has no end`);
+    pieces.push(src.slice(start, end + 2));
+  }
+  return geluText = pieces.join("\n\n");
+}
+
+/** Records the dispatches of one product (shapes already validated). */
 function gemm(gpu: Gpu, g: Gemm): void {
   let cpu = cpuAdapters.get(gpu);
   if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
-  const t = matmulTiles(g.m, g.n, g.k, cpu);
+  const { tiles: t, splits, kChunk } = matmulPlan(g.m, g.n, g.k, g.batch, cpu);
   const wx = Math.ceil(g.n / (4 * t.TN4 * t.WX));
   const wy = Math.ceil(g.m / (4 * t.TM4 * t.WY));
-  if (wx > MAX_WORKGROUPS || wy > MAX_WORKGROUPS || g.batch > MAX_WORKGROUPS) {
+  const wz = g.batch * splits;
+  if (wx > MAX_WORKGROUPS || wy > MAX_WORKGROUPS || wz > MAX_WORKGROUPS) {
     throw new RangeError(
-      `${g.op}: [${g.batch}, ${g.m}, ${g.n}] output needs [${wx}, ${wy}, ${g.batch}] workgroups ` +
+      `${g.op}: [${g.batch}, ${g.m}, ${g.n}] output needs [${wx}, ${wy}, ${wz}] workgroups ` +
         `(max ${MAX_WORKGROUPS} per dimension); split the product`,
     );
   }
   const vecA = vec4Ok(g.a, g.transA ? g.m : g.k);
   const vecB = vec4Ok(g.b, g.transB ? g.k : g.n);
+  const mn = g.m * g.n;
+  const gelu = g.gelu ?? null;
+  const direct = splits === 1;
+  // Split-K: the tiles write partial products (alpha, bias, accumulate and GELU come after the sum).
+  const part = direct ? g.out : gpu.alloc([wz, g.m, g.n], "f32", "matmul.partial");
+  const tensors = [g.a, g.b, part, g.bias ?? g.b];
+  if (direct && gelu) tensors.push(gelu);
   gpu.dispatch(
     {
       shader: "matmul.wgsl",
       constants: { WX: t.WX, WY: t.WY, BK: t.BK, TRANS_A: +g.transA, TRANS_B: +g.transB },
-      template: { vec_a: vecA, vec_b: vecB, tm4: t.TM4, tn4: t.TN4 },
+      template: {
+        vec_a: vecA,
+        vec_b: vecB,
+        tm4: t.TM4,
+        tn4: t.TN4,
+        gelu: direct && !!gelu,
+        gelu_fns: direct && gelu ? geluFunctions() : "",
+      },
     },
     // Without a bias, binding 4 reads B again (never touched: hasBias is 0).
-    [g.a, g.b, g.out, g.bias ?? g.b],
+    tensors,
     [
       u32(g.m),
       u32(g.n),
       u32(g.k),
       u32(g.batch === 1 ? 0 : g.m * g.k),
       u32(g.batch === 1 ? 0 : g.k * g.n),
-      u32(g.batch === 1 ? 0 : g.m * g.n),
+      u32(wz === 1 ? 0 : mn),
+      f32(direct ? g.alpha : 1),
+      u32(direct && g.accumulate ? 1 : 0),
+      u32(direct && g.bias ? 1 : 0),
+      u32(kChunk),
+      u32(splits),
+    ],
+    [wx, wy, wz],
+  );
+  if (direct) return;
+  const count = g.batch * mn;
+  const reduce = [part, g.out, g.bias ?? part];
+  if (gelu) reduce.push(gelu);
+  gpu.dispatch(
+    {
+      shader: "matmul_splitk.wgsl",
+      template: { gelu: !!gelu, gelu_fns: gelu ? geluFunctions() : "" },
+    },
+    reduce,
+    [
+      u32(count),
+      u32(mn),
+      u32(g.n),
+      u32(splits),
       f32(g.alpha),
       u32(g.accumulate ? 1 : 0),
       u32(g.bias ? 1 : 0),
     ],
-    [wx, wy, g.batch],
+    Gpu.grid(Math.ceil(count / 1024)),
   );
+  gpu.release(part);
 }
 
 function describe(t: Tensor): string {
@@ -340,25 +558,7 @@ export function linear(
   out?: Tensor,
 ): Tensor {
   const op = "linear";
-  expectF32(op, "X", x);
-  expectF32(op, "W", w);
-  if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
-  if (w.shape.length !== 2) {
-    throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);
-  }
-  const [m, k] = rowsOf(x);
-  const [n, kw] = w.shape;
-  if (k !== kw || k === 0) {
-    throw new RangeError(
-      `${op}: X ${describe(x)} has ${k} features but W ${describe(w)} expects ${kw}`,
-    );
-  }
-  if (b) {
-    expectF32(op, "b", b);
-    if (b.shape.length !== 1 || b.shape[0] !== n) {
-      throw new RangeError(`${op}: bias ${describe(b)} must be [${n}] for W ${describe(w)}`);
-    }
-  }
+  const [m, n, k] = checkLinear(op, x, w, b);
   const y = outputFor(gpu, op, [...x.shape.slice(0, -1), n], out, "linear.out");
   expectDistinct(op, y, [x, w, b]);
   if (m === 0 || n === 0) return y;
@@ -378,6 +578,83 @@ export function linear(
     bias: b,
   });
   return y;
+}
+
+/**
+ * `pre = X·Wᵀ + b` and `y = GELU(pre)` (exact erf GELU, the same WGSL as `gelu` in gelu.ts) in one
+ * product: the GELU runs in the matmul's epilogue, saving a pass over `[M, N]`. `pre` is what the
+ * backward needs: `dPre = geluBackward(gpu, dY, pre)`, then {@linkcode linearBackward} with dPre.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { linearGelu } from "./matmul.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 2]), [1, 2]);
+ * const w = gpu.fromArray(new Float32Array([1, 1, 1, -1]), [2, 2]);
+ * const b = gpu.fromArray(new Float32Array([0, 1]), [2]);
+ * const { pre, y } = linearGelu(gpu, x, w, b);
+ * console.log(await gpu.read(pre), await gpu.read(y)); // [3, 0] [≈2.99595, 0]
+ * ```
+ */
+export function linearGelu(
+  gpu: Gpu,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | null,
+): { pre: Tensor; y: Tensor } {
+  const op = "linearGelu";
+  const [m, n, k] = checkLinear(op, x, w, b);
+  const shape = [...x.shape.slice(0, -1), n];
+  const pre = gpu.alloc(shape, "f32", "linearGelu.pre");
+  const y = gpu.alloc(shape, "f32", "linearGelu.y");
+  if (m === 0 || n === 0) return { pre, y };
+  gemm(gpu, {
+    op,
+    a: x,
+    b: w,
+    out: pre,
+    batch: 1,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: true,
+    alpha: 1,
+    accumulate: false,
+    bias: b,
+    gelu: y,
+  });
+  return { pre, y };
+}
+
+/** Validates `X·Wᵀ + b` operands; returns [rows M, out N, in K]. */
+function checkLinear(
+  op: string,
+  x: Tensor,
+  w: Tensor,
+  b: Tensor | null,
+): [number, number, number] {
+  expectF32(op, "X", x);
+  expectF32(op, "W", w);
+  if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
+  if (w.shape.length !== 2) {
+    throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);
+  }
+  const [m, k] = rowsOf(x);
+  const [n, kw] = w.shape;
+  if (k !== kw || k === 0) {
+    throw new RangeError(
+      `${op}: X ${describe(x)} has ${k} features but W ${describe(w)} expects ${kw}`,
+    );
+  }
+  if (b) {
+    expectF32(op, "b", b);
+    if (b.shape.length !== 1 || b.shape[0] !== n) {
+      throw new RangeError(`${op}: bias ${describe(b)} must be [${n}] for W ${describe(w)}`);
+    }
+  }
+  return [m, n, k];
 }
 
 /**

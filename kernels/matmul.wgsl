@@ -1,4 +1,9 @@
-// Tiled matmul: C = alpha·op(A)·op(B) (+ C) (+ bias[col]), batched over dispatch z.
+// Tiled matmul: C = alpha·op(A)·op(B) (+ C) (+ bias[col]), batched over dispatch z; with the
+// `gelu` template flag also y = GELU(C) (exact erf GELU, functions taken from gelu.wgsl).
+//
+// Split-K: dispatch z also counts `splits` K ranges of `kChunk`; each writes its own partial
+// product at C + z·strideC (the caller passes a [batch·splits, M, N] buffer, alpha 1, no bias or
+// accumulate) and matmul_splitk.wgsl sums the partials in a fixed order.
 // op(A) is [M,K], stored [M,K] (lda = K) or, with TRANS_A, [K,M] (lda = M); op(B) is [K,N], stored
 // [K,N] (ldb = N) or, with TRANS_B, [N,K] (ldb = K).
 //
@@ -23,6 +28,8 @@ struct Params {
   alpha: f32,
   accumulate: u32, // 1: C += …, 0: C = …
   hasBias: u32, // 1: + bias[col]
+  kChunk: u32, // K range of one split (a multiple of BK; K itself without split-K)
+  splits: u32, // dispatch z = batch entry · splits + split
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,7 +39,10 @@ struct Params {
 {% else %}@group(0) @binding(2) var<storage, read> b: array<f32>;
 {% endif %}@group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+{% if gelu %}@group(0) @binding(5) var<storage, read_write> y: array<f32>; // GELU(C)
 
+{{ gelu_fns }}
+{% endif %}
 override WX: u32 = 8u; // threads along N
 override WY: u32 = 8u; // threads along M
 override BK: u32 = 16u; // K tile (multiple of 4)
@@ -70,7 +80,8 @@ fn loadB4(i: u32, inRow: bool, col: u32, len: u32) -> vec4f {
   return v;
 {% endif %}}
 
-// Writes four results of row `row` starting at column `col` (epilogue: alpha, bias, accumulate).
+// Writes four results of row `row` starting at column `col` (epilogue: alpha, bias, accumulate,
+// GELU).
 fn store4(base: u32, row: u32, col: u32, v: vec4f) {
   if (row >= p.M) { return; }
   for (var e = 0u; e < 4u; e++) {
@@ -81,7 +92,8 @@ fn store4(base: u32, row: u32, col: u32, v: vec4f) {
     if (p.hasBias != 0u) { r += bias[n]; }
     if (p.accumulate != 0u) { r += c[idx]; }
     c[idx] = r;
-  }
+{% if gelu %}    y[idx] = r * normal_cdf(r);
+{% endif %}  }
 }
 
 @compute @workgroup_size(WX, WY, 1)
@@ -96,33 +108,36 @@ fn main(
   let threads = WX * WY;
   let row0 = wg.y * BM;
   let col0 = wg.x * BN;
-  let baseA = wg.z * p.strideA;
-  let baseB = wg.z * p.strideB;
+  let split = wg.z % p.splits;
+  let baseA = (wg.z / p.splits) * p.strideA;
+  let baseB = (wg.z / p.splits) * p.strideB;
+  let kBegin = split * p.kChunk;
+  let kEnd = min(p.K, kBegin + p.kChunk);
 
   // acc_i_q: row i of the block, columns 4q..4q+3.
 {% for i in range(tm4 * 4) %}{% for q in range(tn4) %}  var acc_{{ i }}_{{ q }} = vec4f(0.0);
 {% endfor %}{% endfor %}
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += BK) {
     for (var g = li; g < BM * BK4; g += threads) {
       if (TRANS_A) {
         let kk = g / (BM / 4u);
         let m = row0 + (g % (BM / 4u)) * 4u;
-        As[g] = loadA4(baseA + (k0 + kk) * p.M + m, k0 + kk < p.K, m, p.M);
+        As[g] = loadA4(baseA + (k0 + kk) * p.M + m, k0 + kk < kEnd, m, p.M);
       } else {
         let m = row0 + g / BK4;
         let k = k0 + (g % BK4) * 4u;
-        As[g] = loadA4(baseA + m * p.K + k, m < p.M, k, p.K);
+        As[g] = loadA4(baseA + m * p.K + k, m < p.M, k, kEnd);
       }
     }
     for (var g = li; g < BN * BK4; g += threads) {
       if (TRANS_B) {
         let n = col0 + g / BK4;
         let k = k0 + (g % BK4) * 4u;
-        Bs[g] = loadB4(baseB + n * p.K + k, n < p.N, k, p.K);
+        Bs[g] = loadB4(baseB + n * p.K + k, n < p.N, k, kEnd);
       } else {
         let kk = g / (BN / 4u);
         let n = col0 + (g % (BN / 4u)) * 4u;
-        Bs[g] = loadB4(baseB + (k0 + kk) * p.N + n, k0 + kk < p.K, n, p.N);
+        Bs[g] = loadB4(baseB + (k0 + kk) * p.N + n, k0 + kk < kEnd, n, p.N);
       }
     }
     workgroupBarrier();

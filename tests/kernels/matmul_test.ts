@@ -1,12 +1,18 @@
-import { equal, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
+  forceMatmulSplitK,
   forceMatmulTiles,
+  isCpuAdapter,
   linear,
   linearBackward,
+  linearGelu,
   matmul,
   MATMUL_TILE_CONFIGS,
+  matmulPlan,
 } from "../../kernels/matmul.ts";
 import { linearBackwardRef, linearRef, matmulRef } from "../../kernels/matmul_reference.ts";
+import { gelu, geluBackward } from "../../kernels/gelu.ts";
+import { geluBackwardRef, geluRef } from "../../kernels/reference.ts";
 import type { Gpu } from "../../kernels/runtime.ts";
 import { assertClose, freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
 
@@ -215,4 +221,164 @@ gpuTest("matmul and linear reject bad shapes and dtypes before dispatching", asy
   throws(() => linearBackward(gpu, a, w, dy22, dw, null), /linearBackward/);
   equal(gpu.dispatchCount - before, 0, "no dispatch was recorded");
   gpu.release(a, b, bt, u, r3, w, bias, out52, dy22, dw);
+});
+
+gpuTest(
+  "matmul narrows its tiles to few rows (M = 1, 5, 32, 300) and matches float64",
+  async (gpu) => {
+    const r = rng(freshSeed("matmul row-aware tiles"));
+    const cpu = isCpuAdapter(gpu);
+    // Each product is large enough (≥ 2¹⁹ multiply-adds) for the big-block path on CPU adapters.
+    const cases = [[1, 130, 4100], [5, 72, 1500], [32, 200, 100], [300, 40, 50]] as const;
+    let i = 0;
+    for (const [m, n, k] of cases) {
+      for (const c of [true, false]) {
+        const t = matmulPlan(m, n, k, 1, c).tiles;
+        const bm = 4 * t.TM4 * t.WY;
+        ok(bm < 2 * m || bm === 4, `M=${m} (cpu=${c}) got a ${bm}-row tile`);
+      }
+      const [ta, tb] = COMBOS[i++ % COMBOS.length];
+      await checkProduct(gpu, r, 1, m, n, k, ta, tb, `M=${m} ${m}×${n}×${k} (cpu=${cpu})`);
+    }
+    // The 32-row product on a CPU adapter keeps the 16×16 register block in a 32-row tile.
+    deepEqual(matmulPlan(32, 3072, 768, 1, true).tiles, { WX: 8, WY: 2, BK: 32, TM4: 4, TN4: 4 });
+  },
+);
+
+gpuTest("split-K matmul matches float64 with and without accumulate at awkward K", async (gpu) => {
+  const r = rng(freshSeed("matmul split-K"));
+  try {
+    for (
+      const [splits, batch, m, n, k, transA, transB] of [
+        // Light tiles (under 2¹⁹ multiply-adds per product): quick to compile.
+        [3, 1, 13, 29, 1037, true, false],
+        [5, 2, 9, 20, 1000, false, true],
+        [2, 1, 8, 12, 40, true, true],
+      ] as const
+    ) {
+      forceMatmulSplitK(splits);
+      equal(matmulPlan(m, n, k, batch, true).splits, splits);
+      const lead = batch > 1 ? [batch] : [];
+      const a = randn(batch * m * k, r), b = randn(batch * k * n, r), c0 = randn(batch * m * n, r);
+      const alpha = 0.75;
+      const ta = gpu.fromArray(a, [...lead, ...(transA ? [k, m] : [m, k])]);
+      const tb = gpu.fromArray(b, [...lead, ...(transB ? [n, k] : [k, n])]);
+      const tc = gpu.fromArray(c0, [...lead, m, n]);
+      matmul(gpu, ta, tb, { transA, transB, alpha, accumulate: true }, tc);
+      const shape = { batch, m, n, k, transA, transB, alpha };
+      assertClose(await gpu.read(tc), matmulRef(a, b, shape, c0), TOL, `split ${splits} +=`);
+      const fresh = matmul(gpu, ta, tb, { transA, transB, alpha }); // poisoned, overwritten
+      const first = await gpu.read(fresh);
+      assertClose(first, matmulRef(a, b, shape), TOL, `split ${splits} =`);
+      // Deterministic: the same product again is bit-identical.
+      matmul(gpu, ta, tb, { transA, transB, alpha }, fresh);
+      deepEqual(await gpu.read(fresh), first, `split ${splits} repeat`);
+      gpu.release(ta, tb, tc, fresh);
+    }
+  } finally {
+    forceMatmulSplitK(null);
+  }
+});
+
+gpuTest(
+  "linearBackward splits K over 1037 token rows by itself and accumulates dW",
+  async (gpu) => {
+    const r = rng(freshSeed("linear backward split-K"));
+    const [m, n, k] = [1000 + 37, 40, 36];
+    // dW[N,K] = dYᵀ·X has K = m rows: the plan splits it on both adapter kinds.
+    ok(matmulPlan(n, k, m, 1, true).splits > 1, "cpu plan splits K");
+    ok(matmulPlan(n, k, m, 1, false).splits > 1, "gpu plan splits K");
+    const { x, w, dy } = linearProblem(r, m, n, k);
+    const dw0 = randn(n * k, r);
+    const tx = gpu.fromArray(x, [m, k]),
+      tw = gpu.fromArray(w, [n, k]),
+      tdy = gpu.fromArray(dy, [m, n]);
+    const tdw = gpu.fromArray(dw0, [n, k]), tdb = gpu.zeros([n]);
+    const dx = linearBackward(gpu, tx, tw, tdy, tdw, tdb)!;
+    const ref = linearBackwardRef(x, w, dy, m, n, k);
+    const [gdx, gdw, gdb] = await gpu.readMany([dx, tdw, tdb]);
+    assertClose(gdw, ref.dw.map((v, i) => v + dw0[i]), TOL, "dW += (split-K)");
+    assertClose(gdx, ref.dx, TOL, "dX");
+    assertClose(gdb, ref.db, TOL, "db");
+    gpu.release(tx, tw, tdy, tdw, tdb, dx);
+  },
+);
+
+gpuTest(
+  "linearGelu matches float64 GELU(X·Wᵀ + b), direct and split-K, and the gelu kernel",
+  async (gpu) => {
+    const r = rng(freshSeed("linearGelu"));
+    try {
+      for (
+        const [splits, lead, n, k] of [[null, [3, 7], 45, 33], [1, [2, 5], 64, 48], [
+          3,
+          [9],
+          20,
+          300,
+        ]] as const
+      ) {
+        forceMatmulSplitK(splits);
+        const m = lead.reduce((a, b) => a * b, 1);
+        const x = randn(m * k, r, 0.3), w = randn(n * k, r, 0.3), bias = randn(n, r);
+        const tx = gpu.fromArray(x, [...lead, k]), tw = gpu.fromArray(w, [n, k]);
+        const tb = gpu.fromArray(bias, [n]);
+        const { pre, y } = linearGelu(gpu, tx, tw, tb);
+        equal(pre.shape.join(), [...lead, n].join());
+        equal(y.shape.join(), [...lead, n].join());
+        const pre64 = linearRef(x, w, bias, m, n, k);
+        const [gpre, gy] = await gpu.readMany([pre, y]);
+        assertClose(gpre, pre64, TOL, `pre (splits ${splits})`);
+        assertClose(gy, geluRef(pre64), TOL, `y (splits ${splits})`);
+        // Same WGSL as the gelu kernel: applied to the same pre it gives the same y.
+        const y2 = gelu(gpu, pre);
+        assertClose(gy, await gpu.read(y2), 1e-7, `y vs gelu(pre) (splits ${splits})`);
+        gpu.release(tx, tw, tb, pre, y, y2);
+      }
+    } finally {
+      forceMatmulSplitK(null);
+    }
+  },
+);
+
+gpuTest("linearGelu's saved pre drives the FFN backward like float64", async (gpu) => {
+  const r = rng(freshSeed("linearGelu backward"));
+  const [m, n, k] = [26, 36, 20];
+  const x = randn(m * k, r), w = randn(n * k, r, 0.5), bias = randn(n, r), dy = randn(m * n, r);
+  const tx = gpu.fromArray(x, [m, k]), tw = gpu.fromArray(w, [n, k]), tb = gpu.fromArray(bias, [n]);
+  const tdy = gpu.fromArray(dy, [m, n]);
+  const tdw = gpu.zeros([n, k]), tdb = gpu.zeros([n]);
+  const { pre, y } = linearGelu(gpu, tx, tw, tb);
+  const dPre = geluBackward(gpu, tdy, pre);
+  const dx = linearBackward(gpu, tx, tw, dPre, tdw, tdb)!;
+  const pre64 = linearRef(x, w, bias, m, n, k);
+  const ref = linearBackwardRef(x, w, geluBackwardRef(dy, pre64), m, n, k);
+  const [gdx, gdw, gdb] = await gpu.readMany([dx, tdw, tdb]);
+  assertClose(gdx, ref.dx, TOL, "dX through GELU");
+  assertClose(gdw, ref.dw, TOL, "dW through GELU");
+  assertClose(gdb, ref.db, TOL, "db through GELU");
+  gpu.release(tx, tw, tb, tdy, tdw, tdb, pre, y, dPre, dx);
+});
+
+gpuTest("linearGelu and forceMatmulSplitK reject bad input before dispatching", async (gpu) => {
+  const x = gpu.alloc([6, 8]), w = gpu.alloc([5, 8]), w9 = gpu.alloc([5, 9]);
+  const b4 = gpu.alloc([4]), u = gpu.alloc([6, 8], "u32"), w3 = gpu.alloc([1, 5, 8]);
+  await gpu.sync();
+  const before = gpu.dispatchCount;
+  throws(
+    () => linearGelu(gpu, x, w9, null),
+    (e) => e instanceof RangeError && /linearGelu.*\[6, 8\].*\[5, 9\]/.test(e.message),
+  );
+  throws(
+    () => linearGelu(gpu, x, w, b4),
+    (e) => e instanceof RangeError && /linearGelu.*\[4\]/.test(e.message),
+  );
+  throws(
+    () => linearGelu(gpu, u, w, null),
+    (e) => e instanceof TypeError && /linearGelu/.test(e.message),
+  );
+  throws(() => linearGelu(gpu, x, w3, null), TypeError);
+  throws(() => forceMatmulSplitK(0), RangeError);
+  throws(() => forceMatmulSplitK(2.5), RangeError);
+  equal(gpu.dispatchCount - before, 0, "no dispatch was recorded");
+  gpu.release(x, w, w9, b4, u, w3);
 });
