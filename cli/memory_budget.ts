@@ -54,6 +54,15 @@ export function inferenceBytes(c: XlmrConfig, batchSize: number, maxLength: numb
   return plan.parameters + transient;
 }
 
+/** ", with activation checkpointing and GradCache chunks of N" as it applies to a plan. */
+function savers(o: { checkpointing: boolean; gradCacheChunk: number }): string {
+  const parts = [
+    ...(o.checkpointing ? ["activation checkpointing"] : []),
+    ...(o.gradCacheChunk > 0 ? [`GradCache chunks of ${o.gradCacheChunk}`] : []),
+  ];
+  return parts.length ? `, with ${parts.join(" and ")}` : "";
+}
+
 /**
  * Throws a UsageError when the job would not fit `budget` bytes.
  *
@@ -71,6 +80,10 @@ export async function checkMemoryBudget(
     maxLength: number;
     hardNegatives?: number;
     freezeEmbeddings?: boolean;
+    /** Training only: plan for activation checkpointing. */
+    checkpointing?: boolean;
+    /** Training only: plan for GradCache chunks of this many sequences (0: off). */
+    gradCacheChunk?: number;
   },
 ): Promise<void> {
   const c = await loadConfig(modelDir);
@@ -81,13 +94,15 @@ export async function checkMemoryBudget(
       maxLength: Math.min(o.maxLength, c.maxPositions - c.padTokenId - 1),
       hardNegatives: o.hardNegatives ?? 0,
       freezeEmbeddings: o.freezeEmbeddings ?? false,
+      checkpointing: o.checkpointing ?? false,
+      gradCacheChunk: o.gradCacheChunk ?? 0,
     });
     need = plan.total;
     what =
       `parameters ${formatBytes(plan.parameters)} + gradients ${
         formatBytes(plan.gradients)
       } + AdamW ${formatBytes(plan.adamState)} + activations ${formatBytes(plan.activations)} + ` +
-      `workspace ${formatBytes(plan.workspace)}`;
+      `workspace ${formatBytes(plan.workspace)}${savers(plan.options)}`;
   } else {
     need = inferenceBytes(c, o.batchSize, o.maxLength);
     what = `weights and batch buffers for batch ${o.batchSize} × ${o.maxLength} tokens`;
@@ -95,7 +110,9 @@ export async function checkMemoryBudget(
   if (need > o.budget) {
     throw new UsageError(
       `--max-memory ${formatBytes(o.budget)}: this ${job} job needs about ${formatBytes(need)} ` +
-        `(${what}); lower --batch-size or --max-length, or raise the budget`,
+        `(${what}); lower --batch-size or --max-length, ` +
+        (job === "train" ? "use --checkpointing or --grad-cache-chunk N, " : "") +
+        "or raise the budget",
     );
   }
 }

@@ -45,6 +45,8 @@ export const TRAIN_FLAGS = {
   "eval-every": { type: "string" },
   "eval-limit-questions": { type: "string" },
   "max-memory": { type: "string" },
+  "grad-cache-chunk": { type: "string" },
+  checkpointing: { type: "boolean" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -92,6 +94,8 @@ export function trainOptionsFromFlags(
     eval: f.eval as string | undefined,
     evalEvery: int("eval-every", 0),
     evalLimitQuestions: int("eval-limit-questions", 1),
+    gradCacheChunk: int("grad-cache-chunk", 0),
+    checkpointing: f.checkpointing === true ? true : undefined,
   };
 }
 
@@ -106,6 +110,8 @@ export async function trainCommand(args: string[]): Promise<void> {
       hardNegatives: opts.hardNegatives,
       maxLength: opts.maxLength ?? 128,
       freezeEmbeddings: opts.freezeEmbeddings,
+      checkpointing: opts.checkpointing,
+      gradCacheChunk: opts.gradCacheChunk,
     });
   }
   const gpu = await Gpu.create();

@@ -2,7 +2,9 @@
  * The XLM-R encoder on the GPU: embeddings, post-LN transformer layers, pooling, and the backward
  * pass in reverse layer order. The forward keeps exactly what the backward needs (per layer: the
  * input, q/k/v, attention output and log-sum-exp, the two pre-norm sums with their statistics, the
- * intermediate pre- and post-activation); inference drops it as it goes.
+ * intermediate pre- and post-activation); inference drops it as it goes. With activation
+ * checkpointing the forward keeps only each layer's input and the backward re-runs one layer at a
+ * time from it (no dropout exists, so the recomputation is exact).
  *
  * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
  * @module
@@ -81,6 +83,39 @@ export function makeTokenBatch(seqs: number[][], config: XlmrConfig): TokenBatch
   return { batch, seq, ids, positions, mask };
 }
 
+/**
+ * Sequences `start .. start + count - 1` of a padded batch, keeping its padded length, so that each
+ * row is encoded exactly as in the whole batch (GradCache encodes a batch in such chunks).
+ *
+ * @example
+ * ```ts
+ * import { presetConfig } from "./config.ts";
+ * import { makeTokenBatch, sliceTokenBatch } from "./xlmr.ts";
+ * const whole = makeTokenBatch([[0, 5, 2], [0, 6, 7, 8, 2], [0, 9, 2]], presetConfig("tiny"));
+ * const part = sliceTokenBatch(whole, 1, 2);
+ * console.log(part.batch, part.seq); // 2 5
+ * ```
+ */
+export function sliceTokenBatch(tokens: TokenBatch, start: number, count: number): TokenBatch {
+  if (
+    !Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 1 ||
+    start + count > tokens.batch
+  ) {
+    throw new RangeError(
+      `sliceTokenBatch: sequences ${start}..${start + count - 1} are outside the batch of ` +
+        `${tokens.batch}`,
+    );
+  }
+  const T = tokens.seq, a = start * T, b = (start + count) * T;
+  return {
+    batch: count,
+    seq: T,
+    ids: tokens.ids.slice(a, b),
+    positions: tokens.positions.slice(a, b),
+    mask: tokens.mask.slice(a, b),
+  };
+}
+
 interface LayerSaved {
   h: Tensor;
   q: Tensor;
@@ -109,7 +144,10 @@ export interface ForwardState {
   embSum: Tensor;
   embMean: Tensor;
   embRstd: Tensor;
+  /** Per layer, everything its backward needs (empty with checkpointing). */
   layers: LayerSaved[];
+  /** With checkpointing: only each layer's input; the backward recomputes the rest. */
+  inputs: Tensor[] | null;
   last: Tensor;
 }
 
@@ -148,8 +186,17 @@ export class XlmrModel {
     return this.params.get(name);
   }
 
-  /** Runs the encoder. With `train`, keeps what {@linkcode XlmrModel.backward} needs. */
-  forward(tokens: TokenBatch, pooling: Pooling, train = false): ForwardResult {
+  /**
+   * Runs the encoder. With `train`, keeps what {@linkcode XlmrModel.backward} needs; with
+   * `checkpointing` as well, keeps only each layer's input and lets the backward recompute the
+   * layer (the same kernels on the same input, so the gradients are unchanged).
+   */
+  forward(
+    tokens: TokenBatch,
+    pooling: Pooling,
+    train = false,
+    checkpointing = false,
+  ): ForwardResult {
     const gpu = this.gpu, c = this.config;
     const { batch: B, seq: T } = tokens;
     const H = c.hiddenSize, rows = B * T;
@@ -174,89 +221,16 @@ export class XlmrModel {
     );
 
     const dims = this.dims(B, T);
+    const saveAll = train && !checkpointing;
     const saved: LayerSaved[] = [];
+    const inputs: Tensor[] = [];
     let h = emb.y;
     for (let l = 0; l < c.numLayers; l++) {
-      const p = `encoder.layer.${l}.`;
-      const q = linear(
-        gpu,
-        h,
-        this.w(`${p}attention.self.query.weight`),
-        this.w(`${p}attention.self.query.bias`),
-      );
-      const k = linear(
-        gpu,
-        h,
-        this.w(`${p}attention.self.key.weight`),
-        this.w(`${p}attention.self.key.bias`),
-      );
-      const v = linear(
-        gpu,
-        h,
-        this.w(`${p}attention.self.value.weight`),
-        this.w(`${p}attention.self.value.bias`),
-      );
-      const att = attention(gpu, q, k, v, mask, dims);
-      const proj = linear(
-        gpu,
-        att.out,
-        this.w(`${p}attention.output.dense.weight`),
-        this.w(`${p}attention.output.dense.bias`),
-      );
-      const ln1 = addLayerNorm(
-        gpu,
-        proj,
-        h,
-        this.w(`${p}attention.output.LayerNorm.weight`),
-        this.w(`${p}attention.output.LayerNorm.bias`),
-        c.layerNormEps,
-      );
-      gpu.release(proj);
-      const inter = linear(
-        gpu,
-        ln1.y,
-        this.w(`${p}intermediate.dense.weight`),
-        this.w(`${p}intermediate.dense.bias`),
-      );
-      const act = gelu(gpu, inter);
-      const out = linear(
-        gpu,
-        act,
-        this.w(`${p}output.dense.weight`),
-        this.w(`${p}output.dense.bias`),
-      );
-      const ln2 = addLayerNorm(
-        gpu,
-        out,
-        ln1.y,
-        this.w(`${p}output.LayerNorm.weight`),
-        this.w(`${p}output.LayerNorm.bias`),
-        c.layerNormEps,
-      );
-      gpu.release(out);
-      if (train) {
-        saved.push({
-          h,
-          q,
-          k,
-          v,
-          ctx: att.out,
-          lse: att.lse,
-          sum1: ln1.sum,
-          mean1: ln1.mean,
-          rstd1: ln1.rstd,
-          h1: ln1.y,
-          inter,
-          act,
-          sum2: ln2.sum,
-          mean2: ln2.mean,
-          rstd2: ln2.rstd,
-        });
-      } else {
-        gpu.release(h, q, k, v, att.out, att.lse, ln1.sum, ln1.mean, ln1.rstd, ln1.y, inter, act);
-        gpu.release(ln2.sum, ln2.mean, ln2.rstd);
-      }
-      h = ln2.y;
+      const layer = this.layerForward(l, h, mask, dims, saveAll);
+      if (layer.saved) saved.push(layer.saved);
+      else if (train) inputs.push(h);
+      else gpu.release(h);
+      h = layer.out;
     }
 
     const hidden = h.reshape([B, T, H]);
@@ -292,7 +266,76 @@ export class XlmrModel {
         embMean: emb.mean,
         embRstd: emb.rstd,
         layers: saved,
+        inputs: checkpointing ? inputs : null,
         last: h,
+      },
+    };
+  }
+
+  /**
+   * One post-LN transformer layer on `h` ([B·T, H]); `h` itself stays with the caller. With
+   * `save`, returns everything the layer's backward needs (h included); otherwise frees it.
+   */
+  private layerForward(
+    l: number,
+    h: Tensor,
+    mask: Tensor,
+    dims: AttentionDims,
+    save: boolean,
+  ): { out: Tensor; saved: LayerSaved | null } {
+    const gpu = this.gpu, eps = this.config.layerNormEps;
+    const p = `encoder.layer.${l}.`;
+    const dense = (x: Tensor, name: string) =>
+      linear(gpu, x, this.w(`${p}${name}.weight`), this.w(`${p}${name}.bias`));
+    const q = dense(h, "attention.self.query");
+    const k = dense(h, "attention.self.key");
+    const v = dense(h, "attention.self.value");
+    const att = attention(gpu, q, k, v, mask, dims);
+    const proj = dense(att.out, "attention.output.dense");
+    const ln1 = addLayerNorm(
+      gpu,
+      proj,
+      h,
+      this.w(`${p}attention.output.LayerNorm.weight`),
+      this.w(`${p}attention.output.LayerNorm.bias`),
+      eps,
+    );
+    gpu.release(proj);
+    const inter = dense(ln1.y, "intermediate.dense");
+    const act = gelu(gpu, inter);
+    const out = dense(act, "output.dense");
+    const ln2 = addLayerNorm(
+      gpu,
+      out,
+      ln1.y,
+      this.w(`${p}output.LayerNorm.weight`),
+      this.w(`${p}output.LayerNorm.bias`),
+      eps,
+    );
+    gpu.release(out);
+    if (!save) {
+      gpu.release(q, k, v, att.out, att.lse, ln1.sum, ln1.mean, ln1.rstd, ln1.y, inter, act);
+      gpu.release(ln2.sum, ln2.mean, ln2.rstd);
+      return { out: ln2.y, saved: null };
+    }
+    return {
+      out: ln2.y,
+      saved: {
+        h,
+        q,
+        k,
+        v,
+        ctx: att.out,
+        lse: att.lse,
+        sum1: ln1.sum,
+        mean1: ln1.mean,
+        rstd1: ln1.rstd,
+        h1: ln1.y,
+        inter,
+        act,
+        sum2: ln2.sum,
+        mean2: ln2.mean,
+        rstd2: ln2.rstd,
       },
     };
   }
@@ -305,7 +348,8 @@ export class XlmrModel {
   /**
    * Backpropagates `dPooled` ([B, H], the loss gradient w.r.t. the pooled output) through the
    * encoder, accumulating (+=) into `grads`, and frees the saved state. The pooler is not part of
-   * training (cls and mean pooling do not reach it).
+   * training (cls and mean pooling do not reach it). A checkpointed state has each layer rebuilt
+   * from its saved input just before that layer's backward, so one layer's set is alive at a time.
    */
   backward(state: ForwardState, dPooled: Tensor, grads: Grads): void {
     const gpu = this.gpu, c = this.config;
@@ -313,6 +357,9 @@ export class XlmrModel {
     const H = c.hiddenSize;
     if (state.pooling === "pooler") {
       throw new Error("training through the pooler is not supported; use cls or mean pooling");
+    }
+    if (!(state.inputs?.length === c.numLayers || state.layers.length === c.numLayers)) {
+      throw new Error("backward: the forward state was already consumed or is incomplete");
     }
     const g = (name: string): Tensor => {
       const t = grads.get(name);
@@ -326,7 +373,12 @@ export class XlmrModel {
     const dims = this.dims(B, T);
 
     for (let l = c.numLayers - 1; l >= 0; l--) {
-      const s = state.layers[l];
+      let s: LayerSaved;
+      if (state.inputs) {
+        const re = this.layerForward(l, state.inputs[l], state.mask, dims, true);
+        gpu.release(re.out); // equals the next layer's input; only the internals are needed
+        s = re.saved!;
+      } else s = state.layers[l];
       const p = `encoder.layer.${l}.`;
       // Output block: h2 = LN(act·Woᵀ + bo + h1)
       const dSum2 = layerNormBackward(
@@ -402,6 +454,8 @@ export class XlmrModel {
       gpu.release(s.h); // each layer's input is saved only here
       dh = dIn;
     }
+    state.layers = [];
+    state.inputs = null;
 
     // Embeddings: LN backward, then scatter-add into the three tables.
     const dEmb = layerNormBackward(
@@ -436,6 +490,9 @@ export class XlmrModel {
   discard(state: ForwardState): void {
     const gpu = this.gpu;
     for (const s of state.layers) gpu.release(...Object.values(s));
+    gpu.release(...(state.inputs ?? []));
+    state.layers = [];
+    state.inputs = null;
     gpu.release(
       state.ids,
       state.positions,

@@ -261,6 +261,8 @@ export async function train(
     maxLength: o.maxLength,
     pooling: trainerOptions.pooling,
     temperature: trainerOptions.temperature,
+    gradCacheChunk: trainerOptions.gradCacheChunk,
+    checkpointing: trainerOptions.checkpointing,
     totalSteps,
   };
 

@@ -1,17 +1,26 @@
 /**
  * One contrastive training step on the GPU, with no host read-back: encode queries and passages
  * with the shared encoder, L2-normalise, InfoNCE over the batch, backward through both encodings,
- * global gradient-norm clipping and AdamW. Step statistics (loss, in-batch accuracy, gradient norm)
+ * global gradient-norm clipping and AdamW. Two memory savers change how the backward is organised
+ * but not its result: activation checkpointing and GradCache chunking (see
+ * {@linkcode TrainerOptions}). Step statistics (loss, in-batch accuracy, gradient norm)
  * stay on the GPU until {@linkcode Trainer.collect} reads many steps at once.
  * @module
  */
 import type { Gpu } from "../kernels/runtime.ts";
-import type { Tensor } from "../kernels/tensor.ts";
+import { Tensor } from "../kernels/tensor.ts";
 import { l2Normalize, l2NormalizeBackward } from "../kernels/l2_norm.ts";
 import { infoNce } from "../kernels/info_nce.ts";
 import { gradNorm } from "../kernels/grad_norm.ts";
 import { adamwStep } from "../kernels/adamw.ts";
-import { type Grads, makeTokenBatch, type Pooling, XlmrModel } from "../model/xlmr.ts";
+import {
+  type Grads,
+  makeTokenBatch,
+  type Pooling,
+  sliceTokenBatch,
+  type TokenBatch,
+  XlmrModel,
+} from "../model/xlmr.ts";
 import type { XlmrParams } from "../model/params.ts";
 
 /** Optimiser and loss settings of a {@linkcode Trainer}. */
@@ -27,6 +36,20 @@ export interface TrainerOptions {
   maxGradNorm: number;
   /** Keep the word-embedding table out of the optimiser (and skip its gradient). */
   freezeEmbeddings: boolean;
+  /**
+   * GradCache (Gao et al. 2021): sequences per chunk, 0 = off. The whole batch is embedded
+   * chunk by chunk without saving activations, the loss gradient w.r.t. every embedding is
+   * computed on the full batch, then each chunk is encoded again with saved activations and
+   * backpropagated on its own. Same loss and gradients (up to summation order), memory for one
+   * chunk's activations instead of the batch's, about one extra forward pass of time.
+   */
+  gradCacheChunk: number;
+  /**
+   * Activation checkpointing: keep only each layer's input in the forward pass and recompute
+   * the layer just before its backward. Identical gradients; one layer's activations instead of
+   * all of them, about one extra forward pass of time.
+   */
+  checkpointing: boolean;
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -40,6 +63,8 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   eps: 1e-8,
   maxGradNorm: 1.0,
   freezeEmbeddings: false,
+  gradCacheChunk: 0,
+  checkpointing: false,
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -79,6 +104,16 @@ export class Trainer {
   private pending: PendingStep[] = [];
 
   constructor(readonly params: XlmrParams, readonly options: TrainerOptions) {
+    if (!Number.isInteger(options.gradCacheChunk) || options.gradCacheChunk < 0) {
+      throw new RangeError(
+        `Trainer: gradCacheChunk must be an integer ≥ 0 (0 = off), got ${options.gradCacheChunk}`,
+      );
+    }
+    if (typeof options.checkpointing !== "boolean") {
+      throw new TypeError(
+        `Trainer: checkpointing must be a boolean, got ${JSON.stringify(options.checkpointing)}`,
+      );
+    }
     this.model = new XlmrModel(params);
     this.gpu = params.gpu;
     this.grads = params.like("grad");
@@ -120,17 +155,9 @@ export class Trainer {
     this.zeroGrad();
     const qBatch = makeTokenBatch(queries, c);
     const pBatch = makeTokenBatch(passages, c);
-    const qf = this.model.forward(qBatch, o.pooling, true);
-    const pf = this.model.forward(pBatch, o.pooling, true);
-    const qn = l2Normalize(gpu, qf.pooled);
-    const pn = l2Normalize(gpu, pf.pooled);
-    const loss = infoNce(gpu, qn.y, pn.y, { temperature: o.temperature, symmetric: o.symmetric });
-    const dq = l2NormalizeBackward(gpu, loss.dq, qn.y, qn.norm);
-    const dp = l2NormalizeBackward(gpu, loss.dp, pn.y, pn.norm);
-    gpu.release(qf.pooled, pf.pooled, qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
-    this.model.backward(qf.state!, dq, this.grads);
-    this.model.backward(pf.state!, dp, this.grads);
-    gpu.release(dq, dp);
+    const lossStats = o.gradCacheChunk > 0
+      ? this.gradCacheBackward(qBatch, pBatch, o.gradCacheChunk)
+      : this.plainBackward(qBatch, pBatch);
 
     const names = this.trainedNames();
     const normStats = gradNorm(gpu, names.flatMap((n) => this.grads.get(n)!), o.maxGradNorm);
@@ -149,8 +176,79 @@ export class Trainer {
         }, normStats)
       );
     }
-    this.pending.push({ step: this.stepCount, lr, lossStats: loss.stats, normStats });
+    this.pending.push({ step: this.stepCount, lr, lossStats, normStats });
     gpu.flush();
+  }
+
+  /**
+   * Normalises both sets of pooled embeddings, computes InfoNCE and returns the loss gradient
+   * w.r.t. the pooled (unnormalised) rows, with the loss statistics.
+   */
+  private lossGradients(
+    qPooled: Tensor,
+    pPooled: Tensor,
+  ): { dq: Tensor; dp: Tensor; stats: Tensor } {
+    const gpu = this.gpu, o = this.options;
+    const qn = l2Normalize(gpu, qPooled);
+    const pn = l2Normalize(gpu, pPooled);
+    const loss = infoNce(gpu, qn.y, pn.y, { temperature: o.temperature, symmetric: o.symmetric });
+    const dq = l2NormalizeBackward(gpu, loss.dq, qn.y, qn.norm);
+    const dp = l2NormalizeBackward(gpu, loss.dp, pn.y, pn.norm);
+    gpu.release(qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
+    return { dq, dp, stats: loss.stats };
+  }
+
+  /** Both encodings with saved activations, the loss, both backward passes. */
+  private plainBackward(qBatch: TokenBatch, pBatch: TokenBatch): Tensor {
+    const gpu = this.gpu, o = this.options;
+    const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing);
+    const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing);
+    const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
+    gpu.release(qf.pooled, pf.pooled);
+    this.model.backward(qf.state!, dq, this.grads);
+    this.model.backward(pf.state!, dp, this.grads);
+    gpu.release(dq, dp);
+    return stats;
+  }
+
+  /** GradCache: embed in chunks without activations, full-batch loss, re-encode and backprop. */
+  private gradCacheBackward(qBatch: TokenBatch, pBatch: TokenBatch, chunk: number): Tensor {
+    const gpu = this.gpu;
+    const qPooled = this.embedInChunks(qBatch, chunk);
+    const pPooled = this.embedInChunks(pBatch, chunk);
+    const { dq, dp, stats } = this.lossGradients(qPooled, pPooled);
+    gpu.release(qPooled, pPooled);
+    this.backwardInChunks(qBatch, dq, chunk);
+    this.backwardInChunks(pBatch, dp, chunk);
+    gpu.release(dq, dp);
+    return stats;
+  }
+
+  /** [N, H] pooled embeddings of `batch`, encoded `chunk` sequences at a time, nothing saved. */
+  private embedInChunks(batch: TokenBatch, chunk: number): Tensor {
+    const gpu = this.gpu;
+    const out = gpu.alloc([batch.batch, this.params.config.hiddenSize], "f32", "gradcache.pooled");
+    for (let start = 0; start < batch.batch; start += chunk) {
+      const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
+      const { pooled } = this.model.forward(part, this.options.pooling);
+      gpu.copy(pooled, rows(out, start, part.batch));
+      gpu.release(pooled);
+    }
+    return out;
+  }
+
+  /** Re-encodes each chunk with saved activations and backpropagates its rows of `dPooled`. */
+  private backwardInChunks(batch: TokenBatch, dPooled: Tensor, chunk: number): void {
+    const gpu = this.gpu, o = this.options;
+    for (let start = 0; start < batch.batch; start += chunk) {
+      const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
+      const f = this.model.forward(part, o.pooling, true, o.checkpointing);
+      gpu.release(f.pooled);
+      const d = gpu.alloc([part.batch, this.params.config.hiddenSize], "f32", "gradcache.dpooled");
+      gpu.copy(rows(dPooled, start, part.batch), d);
+      this.model.backward(f.state!, d, this.grads);
+      gpu.release(d);
+    }
   }
 
   /** Reads back the statistics of every step since the last call (one wait). */
@@ -213,4 +311,10 @@ export class Trainer {
       for (const ts of store.values()) this.gpu.release(...ts);
     }
   }
+}
+
+/** Rows `start .. start + count - 1` of a [N, H] tensor, as a view (for buffer copies only). */
+function rows(t: Tensor, start: number, count: number): Tensor {
+  const H = t.shape[1];
+  return new Tensor(t.buffer, [count, H], t.dtype, t.offset + start * H * 4);
 }
