@@ -12,9 +12,9 @@
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { add } from "../kernels/elementwise.ts";
-import { linear, linearBackward } from "../kernels/matmul.ts";
+import { linear, linearBackward, linearGelu } from "../kernels/matmul.ts";
 import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
-import { gelu, geluBackward, tanh } from "../kernels/gelu.ts";
+import { geluBackward, tanh } from "../kernels/gelu.ts";
 import { attention, attentionBackward, type AttentionDims } from "../kernels/attention.ts";
 import {
   buildScatterPlan,
@@ -301,8 +301,13 @@ export class XlmrModel {
       eps,
     );
     gpu.release(proj);
-    const inter = dense(ln1.y, "intermediate.dense");
-    const act = gelu(gpu, inter);
+    // Bias and GELU in the matmul's epilogue; the pre-activation is kept for the backward.
+    const { pre: inter, y: act } = linearGelu(
+      gpu,
+      ln1.y,
+      this.w(`${p}intermediate.dense.weight`),
+      this.w(`${p}intermediate.dense.bias`),
+    );
     const out = dense(act, "output.dense");
     const ln2 = addLayerNorm(
       gpu,
