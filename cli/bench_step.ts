@@ -18,6 +18,7 @@
  * is a lower bound.
  * @module
  */
+import { mulberry32 } from "../model/init.ts";
 import { Gpu, type KernelSpec, type ParamValue } from "../kernels/runtime.ts";
 import { choiceFlag, numberFlag, parseFlags } from "./flags.ts";
 import { Tensor } from "../kernels/tensor.ts";
@@ -115,16 +116,6 @@ function randomSeqs(count: number, len: number, vocab: number, next: () => numbe
   });
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The matmul group name of a captured dispatch: its problem size and transposes. */
 function kernelName(c: Captured): string {
@@ -183,7 +174,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     maxLength: o.maxLength,
     hardNegatives,
   });
-  const next = mulberry(o.seed ?? 1);
+  const next = mulberry32(o.seed ?? 1);
   const params = XlmrParams.init(gpu, config, o.seed ?? 1);
   const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS });
   const P = o.batchSize * (1 + hardNegatives);

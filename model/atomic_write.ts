@@ -89,3 +89,21 @@ async function syncDir(path: string): Promise<void> {
     await d.sync();
   } catch { /* best effort */ }
 }
+
+/**
+ * Whether a file or directory exists at `path`.
+ *
+ * @example
+ * ```ts
+ * import { exists } from "./atomic_write.ts";
+ * console.log(await exists("/nonexistent-path")); // false
+ * ```
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -8,6 +8,7 @@ import type { Gpu } from "../kernels/runtime.ts";
 import { loadConfig, type XlmrConfig } from "./config.ts";
 import { XlmrTokenizer } from "./tokenizer.ts";
 import { XlmrParams } from "./params.ts";
+import { exists } from "./atomic_write.ts";
 import { makeTokenBatch, type Pooling, XlmrModel } from "./xlmr.ts";
 
 /** One input: raw text, a (text, pair) to encode as `<s> A </s></s> B </s>`, or ids. */
@@ -20,15 +21,6 @@ export interface EmbedOptions {
   batchSize?: number;
   /** Called after each batch with (done, total). */
   onProgress?: (done: number, total: number) => void;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -11,16 +11,30 @@ import { parameterShapes } from "./params.ts";
 import { writeSafetensors } from "./safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 
-/** A seeded standard-normal generator (Box–Muller over mulberry32). */
-export function normalRng(seed: number): () => number {
+/**
+ * A small seeded PRNG (mulberry32) returning floats in [0, 1).
+ *
+ * @example
+ * ```ts
+ * import { mulberry32 } from "./init.ts";
+ * const r = mulberry32(1);
+ * console.log(r() < 1); // true
+ * ```
+ */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
-  const uniform = () => {
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A seeded standard-normal generator (Box–Muller over mulberry32). */
+export function normalRng(seed: number): () => number {
+  const uniform = mulberry32(seed);
   return () =>
     Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import { Gpu, NO_ADAPTER_HELP } from "../kernels/runtime.ts";
+import { mulberry32 } from "../model/init.ts";
 
 let shared: Promise<Gpu> | null = null;
 
@@ -26,16 +27,7 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void>): void {
 }
 
 /** A seeded PRNG (mulberry32) returning floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** A fresh seed per test run (printed on failure through the test name is not possible; log it). */
 export function freshSeed(label: string): number {

@@ -10,7 +10,7 @@ import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { configToJson, loadConfig, type XlmrConfig } from "../model/config.ts";
 import { assertFinite, SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
-import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
+import { exists, writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { loadQaData, type QaDataset } from "./data.ts";
 import {
   type AlphaSchedule,
@@ -19,6 +19,7 @@ import {
   batchToJson,
   type SamplerKind,
   type SamplerOptions,
+  similarityFromJson,
 } from "./sampler.ts";
 import { learningRate } from "./schedule.ts";
 import {
@@ -54,7 +55,7 @@ export interface TrainOptions extends Partial<TrainerOptions> {
   logEvery?: number;
   saveEvery?: number;
   resume?: string;
-  /** For lang-sim: a JSON file {"languages": [...], "matrix": [[...]]}; else measured. */
+  /** For lang-sim: a JSON file {"langs": [...], "matrix": [[...]]} or {"en": {"de": 0.9}}; else measured. */
   similarityFile?: string;
   similarityEvery?: number;
   /** Evaluate on a LAReQA directory every `evalEvery` steps and at the end. */
@@ -139,15 +140,6 @@ async function readTrainerState(dir: string): Promise<TrainerState> {
 
 function fingerprint(c: XlmrConfig): string {
   return JSON.stringify([c.vocabSize, c.hiddenSize, c.numLayers, c.numHeads, c.intermediateSize]);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Copies tokenizer files next to the weights so that the output directory is self-contained. */
@@ -556,26 +548,9 @@ async function readSimilarity(
   available: string[],
   langs?: string[],
 ): Promise<number[][]> {
-  let parsed: { languages?: unknown; matrix?: unknown };
   try {
-    parsed = JSON.parse(await Deno.readTextFile(path));
+    return similarityFromJson(JSON.parse(await Deno.readTextFile(path)), langs ?? available);
   } catch (e) {
     throw new Error(`--similarity ${path}: ${(e as Error).message}`);
   }
-  const names = parsed.languages, matrix = parsed.matrix;
-  if (!Array.isArray(names) || !Array.isArray(matrix)) {
-    throw new Error(`--similarity ${path}: expected {"languages": [...], "matrix": [[...]]}`);
-  }
-  const order = langs ?? available;
-  return order.map((a) =>
-    order.map((b) => {
-      const i = names.indexOf(a), j = names.indexOf(b);
-      if (i < 0 || j < 0) throw new Error(`--similarity ${path}: no entry for ${i < 0 ? a : b}`);
-      const v = (matrix[i] as unknown[])?.[j];
-      if (typeof v !== "number") {
-        throw new Error(`--similarity ${path}: matrix[${i}][${j}] is not a number`);
-      }
-      return v;
-    })
-  );
 }

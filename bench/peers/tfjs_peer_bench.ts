@@ -15,6 +15,7 @@
  * @module
  */
 // Dev-only peer: pinned inline so that deno.json (the engine's import map) never names tfjs.
+import { mulberry32 } from "../../model/init.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-webgpu";
 import { Gpu } from "../../kernels/runtime.ts";
@@ -71,16 +72,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randn(n: number, next: () => number, scale = 1, shift = 0): Float32Array {
   const out = new Float32Array(n);
@@ -188,7 +179,7 @@ async function benchMatmul(
   seed: number,
 ): Promise<PeerRow> {
   const { m, n, k } = shape;
-  const next = mulberry(seed);
+  const next = mulberry32(seed);
   const xData = randn(m * k, next), wData = randn(n * k, next, 1 / Math.sqrt(k));
   const x = gpu.fromArray(xData, [m, k]), w = gpu.fromArray(wData, [n, k]);
   const y = gpu.alloc([m, n], "f32", "peer.y");
@@ -288,7 +279,7 @@ async function benchLayer(
   warmup: number,
   seed: number,
 ): Promise<PeerRow> {
-  const next = mulberry(seed);
+  const next = mulberry32(seed);
   const R = d.batch * d.seq, H = d.hidden, I = d.intermediate;
   const shapes = weightShapes(d);
   const host: Record<string, Float32Array> = {};

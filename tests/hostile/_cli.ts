@@ -3,6 +3,7 @@
  * prove that a failing command created or changed nothing.
  * @module
  */
+import { mulberry32 } from "../../model/init.ts";
 
 /** Repository root (where cli.ts lives). */
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -64,13 +65,4 @@ export async function snapshot(dir: string): Promise<Map<string, string>> {
 }
 
 /** Small deterministic PRNG (mulberry32) for the fuzz loops; the seed is printed on failure. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng: (seed: number) => () => number = mulberry32;

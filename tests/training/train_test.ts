@@ -151,3 +151,33 @@ gpuTest("a resume directory made for another model is refused", async (gpu) => {
   );
   await Deno.remove(root, { recursive: true });
 });
+
+gpuTest(
+  "lang-sim training measures language similarity from the model and evaluates during training",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"));
+    const r = await train(gpu, {
+      model,
+      train: PAIRS,
+      out: join(root, "run"),
+      sampler: "lang-sim",
+      similarityEvery: 2,
+      steps: 4,
+      batchSize: 4,
+      maxLength: 16,
+      logEvery: 2,
+      eval: join(SHARED, "data/xquad-r"),
+      evalEvery: 2,
+      evalLimitQuestions: 5,
+      quiet: true,
+    });
+    deepEqual(r.stats.length, 4);
+    deepEqual(r.evals.map((e) => e.step), [2, 4]);
+    const lines = (await Deno.readTextFile(join(root, "run/eval.jsonl"))).trim().split("\n");
+    deepEqual(lines.length, 2);
+    const first = JSON.parse(lines[0]);
+    ok(first.step === 2 && first.map.monolingual > 0 && first.map.monolingual <= 1, lines[0]);
+    await Deno.remove(root, { recursive: true });
+  },
+);
