@@ -116,7 +116,6 @@ function randomSeqs(count: number, len: number, vocab: number, next: () => numbe
   });
 }
 
-
 /** The matmul group name of a captured dispatch: its problem size and transposes. */
 function kernelName(c: Captured): string {
   const name = `${c.spec.shader.replace(/\.wgsl$/, "")}:${c.spec.entry ?? "main"}`;

@@ -72,7 +72,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
-
 function randn(n: number, next: () => number, scale = 1, shift = 0): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
