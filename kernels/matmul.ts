@@ -7,6 +7,11 @@
  * whose contiguous axis is a multiple of 4 is read as `vec4`. Split-K products write partial
  * products that `matmul_splitk.wgsl` sums in a fixed order (deterministic). Bias column sums use
  * `matmul_colsum.wgsl`. {@linkcode linearGelu} fuses bias + exact GELU into the product's epilogue.
+ *
+ * Operands of `matmul`, `linear` and `linearGelu` may be stored as f16 (`Tensor<f16>`, e.g. from
+ * `castF32ToF16` in cast.ts) where the device has `shader-f16`: they are widened to f32 on their way
+ * into workgroup memory, so accumulation and outputs stay f32 and the only error is the f16
+ * rounding of the stored values. Backward products are f32 only.
  * @module
  */
 import { f32, Gpu, u32 } from "./runtime.ts";
@@ -359,6 +364,7 @@ function gemm(gpu: Gpu, g: Gemm): void {
         `(max ${MAX_WORKGROUPS} per dimension); split the product`,
     );
   }
+  const f16 = g.a.dtype === "f16" || g.b.dtype === "f16";
   const vecA = vec4Ok(g.a, g.transA ? g.m : g.k);
   const vecB = vec4Ok(g.b, g.transB ? g.k : g.n);
   const mn = g.m * g.n;
@@ -377,6 +383,10 @@ function gemm(gpu: Gpu, g: Gemm): void {
         vec_b: vecB,
         tm4: t.TM4,
         tn4: t.TN4,
+        enable_f16: f16,
+        a_t: g.a.dtype,
+        b_t: g.b.dtype,
+        w_t: f16 && f16Math ? "f16" : "f32",
         gelu: direct && !!gelu,
         gelu_fns: direct && gelu ? geluFunctions() : "",
       },
@@ -430,6 +440,39 @@ function expectF32(op: string, name: string, t: Tensor): void {
   if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
 }
 
+/** A product operand: f32, or f16 on a device with `shader-f16`. */
+function expectOperand(gpu: Gpu, op: string, name: string, t: Tensor): void {
+  if (t.dtype === "f16") {
+    if (!gpu.hasF16) {
+      throw new TypeError(
+        `${op}: ${name} ${t} is f16 but this device lacks the WebGPU feature "shader-f16" ` +
+          `(check gpu.hasF16 before storing operands as f16; keep them f32 on this adapter)`,
+      );
+    }
+    return;
+  }
+  if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32 or f16, got ${t}`);
+}
+
+let f16Math = false;
+
+/**
+ * Makes following products with an f16 operand run their tiles and 4-term dot products in f16
+ * (accumulators stay f32; an f32 operand is rounded to f16 on load) when `on`; the default (false)
+ * widens f16 operands to f32 before any arithmetic. An experiment for benchmarks: it was measured
+ * slower and less accurate on lavapipe (PERFORMANCE.md, "f16").
+ *
+ * @example
+ * ```ts
+ * import { forceMatmulF16Math } from "./matmul.ts";
+ * forceMatmulF16Math(true);
+ * forceMatmulF16Math(false);
+ * ```
+ */
+export function forceMatmulF16Math(on: boolean): void {
+  f16Math = on;
+}
+
 function expectDistinct(op: string, out: Tensor, inputs: (Tensor | null)[]): void {
   for (const t of inputs) {
     if (t && t.buffer === out.buffer) {
@@ -460,6 +503,7 @@ function outputFor(
 /**
  * `C = alpha·op(A)·op(B)` (`+ C` when `accumulate`). Rank 2 (`[M,K]·[K,N]`) or rank 3 batched
  * (`[batch,M,K]·[batch,K,N]`); with `transA` A is stored `[., K, M]`, with `transB` B is `[., N, K]`.
+ * A and B may be f16 where `gpu.hasF16` (widened to f32 on load; C is f32).
  * Returns `out` (allocated when not given).
  *
  * @example
@@ -481,8 +525,8 @@ export function matmul(
 ): Tensor {
   const op = "matmul";
   const { transA = false, transB = false, accumulate = false, alpha = 1 } = opts;
-  expectF32(op, "A", a);
-  expectF32(op, "B", b);
+  expectOperand(gpu, op, "A", a);
+  expectOperand(gpu, op, "B", b);
   const rank = a.shape.length;
   if ((rank !== 2 && rank !== 3) || b.shape.length !== rank) {
     throw new TypeError(
@@ -538,6 +582,8 @@ function rowsOf(t: Tensor): [number, number] {
 /**
  * `Y[M,N] = X[M,K]·W[N,K]ᵀ + b[N]` (Hugging Face weights are `[out, in]`). X may have any rank ≥ 1;
  * its leading dims are the rows, and Y keeps them: `[..., K]` → `[..., N]`.
+ * X and W may be f16 where `gpu.hasF16` (dispatch on their dtypes; f32 accumulation, f32 Y):
+ * `linear(gpu, x, castF32ToF16(gpu, w), b)` is the f16-weight product.
  *
  * @example
  * ```ts
@@ -558,7 +604,7 @@ export function linear(
   out?: Tensor,
 ): Tensor {
   const op = "linear";
-  const [m, n, k] = checkLinear(op, x, w, b);
+  const [m, n, k] = checkLinear(gpu, op, x, w, b);
   const y = outputFor(gpu, op, [...x.shape.slice(0, -1), n], out, "linear.out");
   expectDistinct(op, y, [x, w, b]);
   if (m === 0 || n === 0) return y;
@@ -604,7 +650,7 @@ export function linearGelu(
   b: Tensor | null,
 ): { pre: Tensor; y: Tensor } {
   const op = "linearGelu";
-  const [m, n, k] = checkLinear(op, x, w, b);
+  const [m, n, k] = checkLinear(gpu, op, x, w, b);
   const shape = [...x.shape.slice(0, -1), n];
   const pre = gpu.alloc(shape, "f32", "linearGelu.pre");
   const y = gpu.alloc(shape, "f32", "linearGelu.y");
@@ -630,13 +676,14 @@ export function linearGelu(
 
 /** Validates `X·Wᵀ + b` operands; returns [rows M, out N, in K]. */
 function checkLinear(
+  gpu: Gpu,
   op: string,
   x: Tensor,
   w: Tensor,
   b: Tensor | null,
 ): [number, number, number] {
-  expectF32(op, "X", x);
-  expectF32(op, "W", w);
+  expectOperand(gpu, op, "X", x);
+  expectOperand(gpu, op, "W", w);
   if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
   if (w.shape.length !== 2) {
     throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);

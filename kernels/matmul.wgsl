@@ -18,7 +18,16 @@
 // (lavapipe) spill dynamically indexed arrays to memory; vec_a/vec_b bind that operand as
 // array<vec4f> (the caller guarantees its contiguous length and view offset are multiples of 4),
 // otherwise a group's four elements are read one by one with per-element bounds checks.
-struct Params {
+//
+// Element types (the one place a type changes): a_t/b_t are the operands' storage types (f32, or
+// f16 under `enable f16;` where the device has `shader-f16`); w_t is the type of the workgroup
+// tiles and of the 4-k dot products. With w_t = f32 every f16 operand is widened on its way into
+// workgroup memory and all arithmetic is f32; with w_t = f16 (an experiment, see PERFORMANCE.md
+// "f16") both tiles are f16 (an f32 operand is rounded to f16 on load), each 4-term dot runs in
+// f16 and only the accumulators are f32. Outputs, bias and partial products stay f32.
+{% if enable_f16 %}enable f16;
+
+{% endif %}struct Params {
   M: u32,
   N: u32,
   K: u32,
@@ -33,10 +42,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-{% if vec_a %}@group(0) @binding(1) var<storage, read> a: array<vec4f>;
-{% else %}@group(0) @binding(1) var<storage, read> a: array<f32>;
-{% endif %}{% if vec_b %}@group(0) @binding(2) var<storage, read> b: array<vec4f>;
-{% else %}@group(0) @binding(2) var<storage, read> b: array<f32>;
+{% if vec_a %}@group(0) @binding(1) var<storage, read> a: array<vec4<{{ a_t }}>>;
+{% else %}@group(0) @binding(1) var<storage, read> a: array<{{ a_t }}>;
+{% endif %}{% if vec_b %}@group(0) @binding(2) var<storage, read> b: array<vec4<{{ b_t }}>>;
+{% else %}@group(0) @binding(2) var<storage, read> b: array<{{ b_t }}>;
 {% endif %}@group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 {% if gelu %}@group(0) @binding(5) var<storage, read_write> y: array<f32>; // GELU(C)
@@ -54,28 +63,28 @@ const TN = {{ tn4 * 4 }}u; // columns per thread
 
 // Tiles in vec4 units, laid out as in memory: A is [BM][BK/4] (k-contiguous) or [BK][BM/4]
 // (TRANS_A, m-contiguous); B is [BN][BK/4] (TRANS_B) or [BK][BN/4].
-var<workgroup> As: array<vec4f, BK * WY * TM / 4u>;
-var<workgroup> Bs: array<vec4f, BK * WX * TN / 4u>;
+var<workgroup> As: array<vec4<{{ w_t }}>, BK * WY * TM / 4u>;
+var<workgroup> Bs: array<vec4<{{ w_t }}>, BK * WX * TN / 4u>;
 
 // Four elements of the stored operand starting at flat element `i` (a multiple of 4 in vec mode),
 // zero where the group leaves the matrix: `inRow` says whether the row exists, `col` is the first
 // index along the contiguous axis and `len` that axis' length.
-fn loadA4(i: u32, inRow: bool, col: u32, len: u32) -> vec4f {
-{% if vec_a %}  if (inRow && col < len) { return a[i / 4u]; }
-  return vec4f(0.0);
-{% else %}  var v = vec4f(0.0);
+fn loadA4(i: u32, inRow: bool, col: u32, len: u32) -> vec4<{{ w_t }}> {
+{% if vec_a %}  if (inRow && col < len) { return vec4<{{ w_t }}>(a[i / 4u]); }
+  return vec4<{{ w_t }}>(0.0);
+{% else %}  var v = vec4<{{ w_t }}>(0.0);
   if (inRow) {
-    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = a[i + e]; } }
+    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = {{ w_t }}(a[i + e]); } }
   }
   return v;
 {% endif %}}
 
-fn loadB4(i: u32, inRow: bool, col: u32, len: u32) -> vec4f {
-{% if vec_b %}  if (inRow && col < len) { return b[i / 4u]; }
-  return vec4f(0.0);
-{% else %}  var v = vec4f(0.0);
+fn loadB4(i: u32, inRow: bool, col: u32, len: u32) -> vec4<{{ w_t }}> {
+{% if vec_b %}  if (inRow && col < len) { return vec4<{{ w_t }}>(b[i / 4u]); }
+  return vec4<{{ w_t }}>(0.0);
+{% else %}  var v = vec4<{{ w_t }}>(0.0);
   if (inRow) {
-    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = b[i + e]; } }
+    for (var e = 0u; e < 4u; e++) { if (col + e < len) { v[e] = {{ w_t }}(b[i + e]); } }
   }
   return v;
 {% endif %}}
@@ -143,8 +152,8 @@ fn main(
     workgroupBarrier();
     for (var kq = 0u; kq < BK4; kq++) {
       // a_i = 4 k of block row i; b_j = 4 k of block column j.
-{% for i in range(tm4 * 4) %}      var a_{{ i }}: vec4f;
-{% endfor %}{% for j in range(tn4 * 4) %}      var b_{{ j }}: vec4f;
+{% for i in range(tm4 * 4) %}      var a_{{ i }}: vec4<{{ w_t }}>;
+{% endfor %}{% for j in range(tn4 * 4) %}      var b_{{ j }}: vec4<{{ w_t }}>;
 {% endfor %}      if (TRANS_A) {
 {% for kk in range(4) %}{% for q in range(tm4) %}        {
           let v = As[(kq * 4u + {{ kk }}u) * (BM / 4u) + lid.y * {{ tm4 }}u + {{ q }}u];
@@ -167,7 +176,7 @@ fn main(
           b_{{ q * 4 + 3 }}[{{ kk }}] = v.w;
         }
 {% endfor %}{% endfor %}      }
-{% for i in range(tm4 * 4) %}{% for q in range(tn4) %}      acc_{{ i }}_{{ q }} += vec4f(dot(a_{{ i }}, b_{{ q * 4 }}), dot(a_{{ i }}, b_{{ q * 4 + 1 }}), dot(a_{{ i }}, b_{{ q * 4 + 2 }}), dot(a_{{ i }}, b_{{ q * 4 + 3 }}));
+{% for i in range(tm4 * 4) %}{% for q in range(tn4) %}      acc_{{ i }}_{{ q }} += vec4f({% if w_t == "f16" %}vec4h({% endif %}dot(a_{{ i }}, b_{{ q * 4 }}), dot(a_{{ i }}, b_{{ q * 4 + 1 }}), dot(a_{{ i }}, b_{{ q * 4 + 2 }}), dot(a_{{ i }}, b_{{ q * 4 + 3 }}){% if w_t == "f16" %}){% endif %});
 {% endfor %}{% endfor %}    }
     workgroupBarrier();
   }

@@ -1,0 +1,76 @@
+/**
+ * Casts between f32 and f16 tensors (`cast.wgsl`): f16 storage halves the memory and bandwidth of
+ * weights that products read through `linear` / `matmul`, which widen them back to f32 on load.
+ * The kernels use WGSL's packing builtins, so they run with or without `shader-f16`.
+ * @module
+ */
+import { Gpu, u32 } from "./runtime.ts";
+import type { Tensor } from "./tensor.ts";
+
+function check(op: string, t: Tensor, want: "f32" | "f16", out: Tensor | undefined): void {
+  if (t.dtype !== want) throw new TypeError(`${op}: input must be ${want}, got ${t}`);
+  if (!out) return;
+  const other = want === "f32" ? "f16" : "f32";
+  if (out.dtype !== other) throw new TypeError(`${op}: out must be ${other}, got ${out}`);
+  if (out.size !== t.size) {
+    throw new RangeError(`${op}: out ${out} does not hold the ${t.size} elements of ${t}`);
+  }
+  if (out.buffer === t.buffer) {
+    throw new RangeError(`${op}: out ${out} must not share a buffer with the input ${t}`);
+  }
+}
+
+/**
+ * An f16 copy of an f32 tensor, same shape (into `out` when given). Values round to a
+ * neighbouring f16 (round-to-nearest-even on lavapipe; WGSL leaves the choice of neighbour to the
+ * adapter); finite values beyond ±65504 saturate to ±65504, and so do ±Infinity.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { castF32ToF16 } from "./cast.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([1, 0.1, 1e6]), [3]);
+ * const h = castF32ToF16(gpu, x);
+ * console.log(h.dtype, await gpu.read(h)); // "f16" Float32Array [1, 0.0999755859375, 65504]
+ * ```
+ */
+export function castF32ToF16(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
+  const op = "castF32ToF16";
+  check(op, t, "f32", out);
+  const y = out ?? gpu.alloc(t.shape, "f16", "cast.f16");
+  const words = Math.ceil(t.size / 2);
+  gpu.dispatch(
+    { shader: "cast.wgsl", entry: "to_f16" },
+    [t, y],
+    [u32(t.size)],
+    Gpu.grid(Math.ceil(words / 256)),
+  );
+  return y;
+}
+
+/**
+ * An f32 copy of an f16 tensor, same shape (into `out` when given); exact.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { castF16ToF32, castF32ToF16 } from "./cast.ts";
+ * const gpu = await Gpu.create();
+ * const h = castF32ToF16(gpu, gpu.fromArray(new Float32Array([0.5, -2]), [2]));
+ * console.log(await gpu.read(castF16ToF32(gpu, h))); // Float32Array [0.5, -2]
+ * ```
+ */
+export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
+  const op = "castF16ToF32";
+  check(op, t, "f16", out);
+  const y = out ?? gpu.alloc(t.shape, "f32", "cast.f32");
+  const words = Math.ceil(t.size / 2);
+  gpu.dispatch(
+    { shader: "cast.wgsl", entry: "to_f32" },
+    [t, y],
+    [u32(t.size)],
+    Gpu.grid(Math.ceil(words / 256)),
+  );
+  return y;
+}

@@ -1,0 +1,42 @@
+// Casts between f32 and f16 storage. f16 tensors are read and written as packed u32 words (two
+// halves, the lower element in the low bits) with pack2x16float / unpack2x16float, which are core
+// WGSL: casting needs no `shader-f16`, only arithmetic on f16 does. One thread per word.
+struct Params {
+  count: u32, // elements
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src32: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst16: array<u32>;
+
+// f16's largest finite value: finite f32 beyond it saturates instead of becoming ±inf (the WGSL
+// conversion of an out-of-range value is not defined).
+const F16_MAX = 65504.0;
+
+@compute @workgroup_size(256)
+fn to_f16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let w = gid.x + gid.y * nwg.x * 256u;
+  let i = 2u * w;
+  if (i >= p.count) { return; }
+  if (i + 1u < p.count) {
+    dst16[w] = pack2x16float(clamp(vec2f(src32[i], src32[i + 1u]), vec2f(-F16_MAX), vec2f(F16_MAX)));
+  } else {
+    // Odd count: the word's high half is not ours (padding or a neighbour's view); keep it.
+    let lo = pack2x16float(vec2f(clamp(src32[i], -F16_MAX, F16_MAX), 0.0)) & 0xffffu;
+    dst16[w] = (dst16[w] & 0xffff0000u) | lo;
+  }
+}
+
+// The other direction binds other variables at the same slots (each entry uses only its own).
+@group(0) @binding(1) var<storage, read> src16: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst32: array<f32>;
+
+@compute @workgroup_size(256)
+fn to_f32(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let w = gid.x + gid.y * nwg.x * 256u;
+  let i = 2u * w;
+  if (i >= p.count) { return; }
+  let v = unpack2x16float(src16[w]);
+  dst32[i] = v.x;
+  if (i + 1u < p.count) { dst32[i + 1u] = v.y; }
+}
