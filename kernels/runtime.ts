@@ -452,10 +452,11 @@ export class Gpu {
     await Promise.all(staged.map((s) => s.mapAsync(GPUMapMode.READ)));
     this.checkLost();
     return staged.map((s, i) => {
-      const out = new Float32Array(s.getMappedRange().slice(0, ts[i].byteLength));
+      const bytes = s.getMappedRange().slice(0, ts[i].byteLength);
       s.unmap();
       s.destroy();
-      return ts[i].dtype === "f16" ? f16BitsToF32(new Uint16Array(out.buffer)) : out;
+      // f16 tensors may hold an odd number of halves: never view them as 4-byte floats.
+      return ts[i].dtype === "f16" ? f16BitsToF32(new Uint16Array(bytes)) : new Float32Array(bytes);
     });
   }
 

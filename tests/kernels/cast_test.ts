@@ -1,4 +1,4 @@
-import { equal, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { castF16ToF32, castF32ToF16 } from "../../kernels/cast.ts";
 import { f16BitsToF32 } from "../../kernels/runtime.ts";
 import { Tensor } from "../../kernels/tensor.ts";
@@ -95,4 +95,12 @@ gpuTest("casts reject wrong dtypes and outputs before dispatching", async (gpu) 
   throws(() => castF16ToF32(gpu, h, new Tensor(h.buffer, [6], "f32")), RangeError);
   equal(gpu.dispatchCount, before);
   gpu.release(f, h, h5, u);
+});
+
+gpuTest("readMany reads an f16 tensor with an odd element count", async (gpu) => {
+  const x = gpu.fromArray(new Float32Array([1, -2, 0.5]), [3]);
+  const h = castF32ToF16(gpu, x);
+  const [back] = await gpu.readMany([h]);
+  deepEqual(Array.from(back), [1, -2, 0.5]);
+  gpu.release(x, h);
 });
