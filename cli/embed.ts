@@ -1,6 +1,6 @@
 /**
  * `embed --model DIR --input IN.jsonl --out OUT.safetensors [--pooling cls|mean|pooler]
- * [--max-length N] [--batch-size N] [--tokenizer DIR]`: one F32 tensor `embeddings`
+ * [--max-length N] [--batch-size N] [--tokenizer DIR] [--dtype f32|f16]`: one F32 tensor `embeddings`
  * [lines, hidden], not normalised, in input order.
  * @module
  */
@@ -22,6 +22,7 @@ export async function embedCommand(args: string[]): Promise<void> {
     "batch-size": { type: "string" },
     tokenizer: { type: "string" },
     "max-memory": { type: "string" },
+    dtype: { type: "string" },
   });
   const modelDir = required("embed", f, "model");
   const input = required("embed", f, "input");
@@ -49,7 +50,9 @@ export async function embedCommand(args: string[]): Promise<void> {
     });
   }
   const gpu = await Gpu.create();
-  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
+  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined, {
+    dtype: choiceFlag(f, "dtype", ["f32", "f16"] as const),
+  });
   for (const [i, x] of inputs.entries()) {
     if ("inputIds" in x) {
       try {

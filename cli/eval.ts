@@ -40,6 +40,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     report: { type: "string" },
     tokenizer: { type: "string" },
     "max-memory": { type: "string" },
+    dtype: { type: "string" },
   });
   const modelDir = required("eval", f, "model");
   const dataset = required("eval", f, "dataset");
@@ -67,7 +68,9 @@ export async function evalCommand(args: string[]): Promise<void> {
     });
   }
   const gpu = await Gpu.create();
-  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
+  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined, {
+    dtype: choiceFlag(f, "dtype", ["f32", "f16"] as const),
+  });
   const embed = (items: { text: string; pair?: string }[]) =>
     encoder.embed(items.map((x) => ({ text: x.text, pair: x.pair })), {
       pooling,

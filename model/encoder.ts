@@ -53,7 +53,12 @@ export class Encoder {
    * Opens a Hugging Face model directory (`config.json`, safetensors weights, and tokenizer files
    * when present; `tokenizerDir` overrides where the tokenizer is read from).
    */
-  static async load(gpu: Gpu, dir: string, tokenizerDir?: string): Promise<Encoder> {
+  static async load(
+    gpu: Gpu,
+    dir: string,
+    tokenizerDir?: string,
+    opts: { dtype?: "f32" | "f16" } = {},
+  ): Promise<Encoder> {
     const config = await loadConfig(dir);
     const tokDir = tokenizerDir ?? dir;
     const hasTokenizer = await exists(join(tokDir, "tokenizer.json")) ||
@@ -70,6 +75,7 @@ export class Encoder {
       );
     }
     const params = await XlmrParams.load(gpu, dir, config);
+    if (opts.dtype === "f16") params.toF16LinearWeights();
     return new Encoder(params, tokenizer);
   }
 

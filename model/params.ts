@@ -9,6 +9,7 @@ import type { Tensor } from "../kernels/tensor.ts";
 import type { XlmrConfig } from "./config.ts";
 import { assertFinite, Checkpoint, writeSafetensors } from "./safetensors.ts";
 import { initialValues, normalRng, randomWeights } from "./init.ts";
+import { castF32ToF16 } from "../kernels/cast.ts";
 
 /** One named parameter: its shape, whether AdamW decays it, and its GPU storage. */
 export interface Param {
@@ -256,6 +257,28 @@ export class XlmrParams {
       out.set(p.name, p.chunks.map((t) => this.gpu.zeros(t.shape, "f32", `${label}:${p.name}`)));
     }
     return out;
+  }
+
+  /**
+   * Stores every linear-layer weight (attention, feed-forward, pooler) in f16 for inference:
+   * half the memory of those weights, f32 accumulation in the matmuls. Embedding tables,
+   * LayerNorm parameters and biases stay f32. Training needs f32 weights; a model converted
+   * here cannot be trained.
+   */
+  toF16LinearWeights(): void {
+    if (!this.gpu.hasF16) {
+      throw new TypeError(
+        "f16 weights need the WebGPU feature shader-f16, which this adapter lacks (gpu.hasF16)",
+      );
+    }
+    for (const p of this.byName.values()) {
+      if (!p.name.endsWith(".weight") || p.shape.length !== 2 || p.name.startsWith("embeddings.")) {
+        continue;
+      }
+      const f16 = p.chunks.map((t) => castF32ToF16(this.gpu, t));
+      this.gpu.release(...p.chunks);
+      p.chunks = f16;
+    }
   }
 
   /** Frees every parameter tensor. */

@@ -93,3 +93,23 @@ gpuTest(
     enc.release();
   },
 );
+
+gpuTest("f16 linear weights embed within 2e-3 of the reference", async (gpu) => {
+  const enc = await Encoder.load(gpu, FIXTURE + "model", TOKENIZER, { dtype: "f16" });
+  const inputs = (await jsonl(FIXTURE + "embed_inputs.jsonl")).map((l) => ({
+    inputIds: l.input_ids as number[],
+  }));
+  const expected = JSON.parse(await Deno.readTextFile(FIXTURE + "embed_expected.json")) as Record<
+    string,
+    number[][]
+  >;
+  const got = await enc.embed(inputs, { pooling: "mean" });
+  const H = enc.config.hiddenSize;
+  let worst = 0;
+  expected.mean.forEach((row, i) => {
+    worst = Math.max(worst, relErr(got.subarray(i * H, (i + 1) * H), row));
+  });
+  if (Deno.env.get("TEST_VERBOSE")) console.log(`f16 worst relative error ${worst}`);
+  ok(worst <= 2e-3 && worst > 0, `f16 mean embeddings: worst relative error ${worst}`);
+  enc.release();
+});

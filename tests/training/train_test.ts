@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { presetConfig } from "../../model/config.ts";
 import { initModelDir } from "../../model/init.ts";
 import { train } from "../../training/train.ts";
+import { SafetensorsFile } from "../../model/safetensors.ts";
 import { gpuTest } from "../_helpers.ts";
 
 const SHARED = fileURLToPath(new URL("../../../shared/", import.meta.url));
@@ -178,6 +179,41 @@ gpuTest(
     deepEqual(lines.length, 2);
     const first = JSON.parse(lines[0]);
     ok(first.step === 2 && first.map.monolingual > 0 && first.map.monolingual <= 1, lines[0]);
+    await Deno.remove(root, { recursive: true });
+  },
+);
+
+gpuTest(
+  "--freeze-embeddings leaves the word table untouched while the encoder trains",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"));
+    await train(gpu, {
+      model,
+      train: PAIRS,
+      out: join(root, "run"),
+      steps: 3,
+      batchSize: 4,
+      maxLength: 16,
+      lr: 1e-2,
+      freezeEmbeddings: true,
+      quiet: true,
+    });
+    const before = await SafetensorsFile.open(join(model, "model.safetensors"));
+    const after = await SafetensorsFile.open(join(root, "run/model.safetensors"));
+    const same = async (name: string) => {
+      const a = await before.readF32(name), b = await after.readF32(name);
+      return a.every((v, i) => v === b[i]);
+    };
+    ok(await same("embeddings.word_embeddings.weight"), "word embeddings changed");
+    ok(
+      await same("pooler.dense.weight"),
+      "the pooler is not reached by the loss and must not move",
+    );
+    ok(!(await same("encoder.layer.0.attention.self.query.weight")), "the encoder did not train");
+    ok(!(await same("embeddings.position_embeddings.weight")), "position embeddings did not train");
+    before.close();
+    after.close();
     await Deno.remove(root, { recursive: true });
   },
 );
