@@ -273,7 +273,13 @@ export class Gpu {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     this.device.popErrorScope().then((e) => {
-      if (e) console.error(`GPU out of memory allocating ${label} (${size} bytes): ${e.message}`);
+      // Raised at the next read or sync, naming what was being allocated and how much.
+      if (e) {
+        this.errors.push(
+          `GPU out of memory allocating ${label} (${size} bytes; ${this.allocatedBytes} bytes ` +
+            `already allocated): ${e.message}`,
+        );
+      }
     });
     this.bufferSizes.set(buffer, size);
     this.allocatedBytes += size;
