@@ -73,6 +73,28 @@ export function randomWeights(
   }));
 }
 
+/** Tokenizer files a Hugging Face XLM-R directory may carry. */
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "sentencepiece.bpe.model",
+  "special_tokens_map.json",
+];
+
+/** Copies the tokenizer files present in `from` into `to` (atomically); returns how many. */
+export async function copyTokenizerFiles(from: string, to: string): Promise<number> {
+  let copied = 0;
+  for (const f of TOKENIZER_FILES) {
+    try {
+      await writeFileAtomic(join(to, f), await Deno.readFile(join(from, f)));
+      copied++;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return copied;
+}
+
 /**
  * Writes a randomly initialised Hugging Face-format model directory: `config.json`,
  * `model.safetensors` and, when `tokenizerDir` is given, its tokenizer files.
@@ -94,16 +116,7 @@ export async function initModelDir(
   });
   await writeJsonAtomic(join(out, "config.json"), configToJson(config));
   if (opts.tokenizerDir) {
-    let copied = 0;
-    for (const f of ["tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model"]) {
-      try {
-        await writeFileAtomic(join(out, f), await Deno.readFile(join(opts.tokenizerDir, f)));
-        copied++;
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-    }
-    if (copied === 0) {
+    if (await copyTokenizerFiles(opts.tokenizerDir, out) === 0) {
       throw new Error(
         `--tokenizer ${opts.tokenizerDir}: no tokenizer.json or sentencepiece.bpe.model`,
       );

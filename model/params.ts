@@ -23,6 +23,31 @@ export interface Param {
   chunkRows: number;
 }
 
+/**
+ * Writes host values across a parameter's row chunks, in order; returns how many values the
+ * chunks hold (callers compare it with `data.length`).
+ */
+export function writeChunks(gpu: Gpu, chunks: Tensor[], data: Float32Array): number {
+  let off = 0;
+  for (const t of chunks) {
+    gpu.write(t, data.subarray(off, off + t.size));
+    off += t.size;
+  }
+  return off;
+}
+
+/** Reads a parameter's row chunks back as one host array (one wait). */
+export async function readChunks(gpu: Gpu, chunks: Tensor[]): Promise<Float32Array> {
+  const parts = await gpu.readMany(chunks);
+  const out = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
+  let off = 0;
+  for (const a of parts) {
+    out.set(a, off);
+    off += a.length;
+  }
+  return out;
+}
+
 /** Names and shapes of every XLM-R parameter, in checkpoint order. */
 export function parameterShapes(c: XlmrConfig): [string, number[]][] {
   const H = c.hiddenSize, I = c.intermediateSize;
@@ -114,12 +139,7 @@ export class XlmrParams {
   /** Copies host values (chunks concatenated) into a parameter. */
   upload(name: string, data: Float32Array): void {
     const p = this.param(name);
-    let off = 0;
-    for (const t of p.chunks) {
-      this.gpu.write(t, data.subarray(off, off + t.size));
-      off += t.size;
-    }
-    if (off !== data.length) {
+    if (writeChunks(this.gpu, p.chunks, data) !== data.length) {
       throw new RangeError(`${name}: ${data.length} values for shape [${p.shape}]`);
     }
   }
@@ -230,15 +250,7 @@ export class XlmrParams {
 
   /** Reads one parameter back to the host (chunks concatenated). */
   async read(name: string): Promise<Float32Array> {
-    const p = this.param(name);
-    const parts = await this.gpu.readMany(p.chunks);
-    const out = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
-    let o = 0;
-    for (const a of parts) {
-      out.set(a, o);
-      o += a.length;
-    }
-    return out;
+    return await readChunks(this.gpu, this.param(name).chunks);
   }
 
   /** Writes `model.safetensors` (names without prefix, F32), atomically. */

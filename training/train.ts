@@ -10,6 +10,7 @@ import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { configToJson, loadConfig, type XlmrConfig } from "../model/config.ts";
 import { assertFinite, SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
+import { copyTokenizerFiles } from "../model/init.ts";
 import { exists, writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { loadQaData, type QaDataset } from "./data.ts";
 import {
@@ -140,21 +141,6 @@ async function readTrainerState(dir: string): Promise<TrainerState> {
 
 function fingerprint(c: XlmrConfig): string {
   return JSON.stringify([c.vocabSize, c.hiddenSize, c.numLayers, c.numHeads, c.intermediateSize]);
-}
-
-/** Copies tokenizer files next to the weights so that the output directory is self-contained. */
-async function copyTokenizerFiles(from: string, to: string): Promise<void> {
-  for (
-    const f of [
-      "tokenizer.json",
-      "tokenizer_config.json",
-      "sentencepiece.bpe.model",
-      "special_tokens_map.json",
-    ]
-  ) {
-    const src = join(from, f);
-    if (await exists(src)) await writeFileAtomic(join(to, f), await Deno.readFile(src));
-  }
 }
 
 /** Tokenised text cache: each (text, role) is tokenised once per run. */

@@ -21,7 +21,7 @@ import {
   type TokenBatch,
   XlmrModel,
 } from "../model/xlmr.ts";
-import type { XlmrParams } from "../model/params.ts";
+import { readChunks, writeChunks, type XlmrParams } from "../model/params.ts";
 
 /** Optimiser and loss settings of a {@linkcode Trainer}. */
 export interface TrainerOptions {
@@ -274,13 +274,7 @@ export class Trainer {
     for (const name of this.trainedNames()) {
       const p = this.params.param(name);
       for (const [label, store] of [["m", this.m], ["v", this.v]] as const) {
-        const parts = await this.gpu.readMany(store.get(name)!);
-        const data = new Float32Array(parts.reduce((n, a) => n + a.length, 0));
-        let off = 0;
-        for (const a of parts) {
-          data.set(a, off);
-          off += a.length;
-        }
+        const data = await readChunks(this.gpu, store.get(name)!);
         out.push({ name: `${label}.${name}`, shape: p.shape, data });
       }
     }
@@ -293,11 +287,7 @@ export class Trainer {
       for (const [label, store] of [["m", this.m], ["v", this.v]] as const) {
         const data = get(`${label}.${name}`);
         if (!data) throw new Error(`${source}: optimizer state lacks ${label}.${name}`);
-        let off = 0;
-        for (const t of store.get(name)!) {
-          this.gpu.write(t, data.subarray(off, off + t.size));
-          off += t.size;
-        }
+        const off = writeChunks(this.gpu, store.get(name)!, data);
         if (off !== data.length) {
           throw new Error(`${source}: ${label}.${name} has ${data.length} values, expected ${off}`);
         }
