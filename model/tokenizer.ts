@@ -426,10 +426,21 @@ export class XlmrTokenizer {
    *
    * @example
    * ```ts
+   * import { equal } from "node:assert/strict";
    * import { XlmrTokenizer } from "./tokenizer.ts";
-   * const bytes = await Deno.readFile("../shared/fixtures/tokenizer/xlmr_style_16k.model")
-   *   .catch(() => null);
-   * if (bytes) console.log(XlmrTokenizer.fromSentencePieceModel(bytes, "16k").vocabSize); // 16002
+   * // A four-piece model as protobuf: each piece is field 1 {1: text, 2: float32 score, 3: type}.
+   * const piece = (text: string, score: number, type: number) => {
+   *   const t = new TextEncoder().encode(text);
+   *   const body = [0x0a, t.length, ...t, 0x15, ...new Uint8Array(new Float32Array([score]).buffer)];
+   *   return [0x0a, body.length + 2, ...body, 0x18, type];
+   * };
+   * const bytes = Uint8Array.from([
+   *   ...piece("<unk>", 0, 2), ...piece("<s>", 0, 3), ...piece("</s>", 0, 3), ...piece("\u2581hi", -1, 1),
+   * ]);
+   * const tok = XlmrTokenizer.fromSentencePieceModel(bytes, "tiny.model");
+   * // fairseq layout: <s>=0 <pad>=1 </s>=2 <unk>=3, then the pieces shifted by one, <mask> last.
+   * equal(tok.vocabSize, 6);
+   * equal(tok.encode("hi").join(" "), "0 4 2");
    * ```
    */
   static fromSentencePieceModel(bytes: Uint8Array, source: string): XlmrTokenizer {

@@ -7,8 +7,8 @@ import { fileURLToPath } from "node:url";
 import { SafetensorsFile } from "../model/safetensors.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
-const SHARED = fileURLToPath(new URL("../../shared/", import.meta.url));
-const TOKENIZER = join(SHARED, "fixtures/tokenizer");
+const FIXTURES = fileURLToPath(new URL("fixtures/", import.meta.url));
+const TOKENIZER = join(FIXTURES, "tokenizer");
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -10,18 +10,18 @@ import { evaluateLareqa } from "../../eval/retrieval.ts";
 import { loadLareqa } from "../../eval/lareqa.ts";
 import { gpuTest } from "../_helpers.ts";
 
-const SHARED = fileURLToPath(new URL("../../../shared/", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 
 gpuTest(
   "XQuAD-R mAP, per-pair mAP and language bias of the tiny model match the reference",
   async (gpu) => {
     const enc = await Encoder.load(
       gpu,
-      join(SHARED, "fixtures/xlmr-tiny/model"),
-      join(SHARED, "fixtures/tokenizer"),
+      join(FIXTURES, "xlmr-tiny/model"),
+      join(FIXTURES, "tokenizer"),
     );
     const opts = { langs: ["en", "de", "zh"], limitQuestions: 40, candidate: "sentence" as const };
-    const set = await loadLareqa(join(SHARED, "data/xquad-r"), opts);
+    const set = await loadLareqa(join(FIXTURES, "xquad-r"), opts);
     const report = await evaluateLareqa(
       gpu,
       set,
@@ -29,7 +29,7 @@ gpuTest(
       opts,
     );
     const want = JSON.parse(
-      await Deno.readTextFile(join(SHARED, "fixtures/xlmr-tiny/eval_expected.json")),
+      await Deno.readTextFile(join(FIXTURES, "xlmr-tiny/eval_expected.json")),
     );
     const close = (got: number, exp: number, what: string) =>
       ok(Math.abs(got - exp) <= 5e-4, `${what}: ${got} vs reference ${exp}`);

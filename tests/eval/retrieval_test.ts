@@ -241,11 +241,11 @@ gpuTest(
   async (gpu) => {
     const fixture = JSON.parse(
       await Deno.readTextFile(
-        new URL("../../../shared/fixtures/xlmr-tiny/eval_expected.json", import.meta.url),
+        new URL("../fixtures/xlmr-tiny/eval_expected.json", import.meta.url),
       ),
     );
     const set = await loadLareqa(
-      new URL("../../../shared/data/xquad-r", import.meta.url).pathname,
+      new URL("../fixtures/xquad-r", import.meta.url).pathname,
       {
         langs: ["en", "de", "zh"],
         limitQuestions: 40,

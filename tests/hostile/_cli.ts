@@ -8,7 +8,7 @@ import { mulberry32 } from "../../model/init.ts";
 /** Repository root (where cli.ts lives). */
 export const ROOT = new URL("../../", import.meta.url).pathname;
 /** Shared fixtures (tests may read them; the product never does). */
-export const SHARED = new URL("../../../shared/fixtures/", import.meta.url).pathname;
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 
 /** Result of one `deno run -A cli.ts …`. */
 export interface CliResult {

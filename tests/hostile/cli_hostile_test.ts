@@ -7,7 +7,7 @@ import { presetConfig } from "../../model/config.ts";
 import { initModelDir } from "../../model/init.ts";
 import { writeSafetensors } from "../../model/safetensors.ts";
 import { parameterShapes } from "../../model/params.ts";
-import { runCli, SHARED, snapshot } from "./_cli.ts";
+import { FIXTURES, runCli, snapshot } from "./_cli.ts";
 
 const config = presetConfig("tiny", { vocabSize: 40, maxPositions: 20 });
 
@@ -74,7 +74,7 @@ Deno.test("cli commands refuse hostile inputs naming file and place, writing not
     [
       "tokenize",
       "--tokenizer",
-      `${SHARED}tokenizer`,
+      `${FIXTURES}tokenizer`,
       "--input",
       `${dir}/bad.jsonl`,
       "--out",

@@ -6,7 +6,7 @@
 import { ok, rejects, throws } from "node:assert/strict";
 import { loadConfig, parseConfig } from "../../model/config.ts";
 import { XlmrTokenizer } from "../../model/tokenizer.ts";
-import { SHARED } from "./_cli.ts";
+import { FIXTURES } from "./_cli.ts";
 
 function refuses(fn: () => unknown, want: RegExp, label: string): void {
   throws(fn, (e: unknown) => {
@@ -65,7 +65,7 @@ function tokJson(patch: (j: Record<string, unknown>) => void): Record<string, un
 }
 
 const fixtureCharsmap = async (): Promise<string> => {
-  const j = JSON.parse(await Deno.readTextFile(`${SHARED}tokenizer/tokenizer.json`));
+  const j = JSON.parse(await Deno.readTextFile(`${FIXTURES}tokenizer/tokenizer.json`));
   return j.normalizer.normalizers.find((n: { type: string }) => n.type === "Precompiled")
     .precompiled_charsmap;
 };

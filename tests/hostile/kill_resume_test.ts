@@ -4,7 +4,7 @@
  * Also: a checkpoint whose file does not match its recorded SHA-256 is refused on --resume.
  */
 import { equal, match, notEqual, ok } from "node:assert/strict";
-import { prng, runCli, SHARED, snapshot, spawnCli } from "./_cli.ts";
+import { FIXTURES, prng, runCli, snapshot, spawnCli } from "./_cli.ts";
 
 const STEPS = 8;
 
@@ -14,9 +14,9 @@ function trainArgs(model: string, out: string): string[] {
     "--model",
     model,
     "--train",
-    `${SHARED}xlmr-tiny/pairs.jsonl`,
+    `${FIXTURES}xlmr-tiny/pairs.jsonl`,
     "--tokenizer",
-    `${SHARED}tokenizer`,
+    `${FIXTURES}tokenizer`,
     "--out",
     out,
     "--steps",
@@ -54,7 +54,7 @@ Deno.test("train killed at a random moment resumes to the same weights as an uni
     "--config",
     "tiny",
     "--tokenizer",
-    `${SHARED}tokenizer`,
+    `${FIXTURES}tokenizer`,
     "--seed",
     "3",
   ]);

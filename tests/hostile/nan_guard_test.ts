@@ -10,7 +10,7 @@ import { XlmrParams } from "../../model/params.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer } from "../../training/trainer.ts";
 import { train } from "../../training/train.ts";
 import { gpuTest } from "../_helpers.ts";
-import { SHARED } from "./_cli.ts";
+import { FIXTURES } from "./_cli.ts";
 
 async function readAll(trainer: Trainer): Promise<Map<string, Float32Array>> {
   const out = new Map<string, Float32Array>();
@@ -52,14 +52,14 @@ gpuTest(
     const dir = await Deno.makeTempDir({ prefix: "nan_guard_" });
     await initModelDir(`${dir}/model`, presetConfig("tiny", { vocabSize: 16002 }), {
       seed: 2,
-      tokenizerDir: `${SHARED}tokenizer`,
+      tokenizerDir: `${FIXTURES}tokenizer`,
     });
     // lr 1e30 blows the weights up at step 1 (still finite), so step 2's loss overflows to NaN.
     await rejects(
       () =>
         train(gpu, {
           model: `${dir}/model`,
-          train: `${SHARED}xlmr-tiny/pairs.jsonl`,
+          train: `${FIXTURES}xlmr-tiny/pairs.jsonl`,
           out: `${dir}/run`,
           steps: 4,
           saveEvery: 1,

@@ -8,7 +8,7 @@ import {
   saveConfig,
 } from "../../model/config.ts";
 
-const FIXTURE = new URL("../../../shared/fixtures/xlmr-tiny/model", import.meta.url).pathname;
+const FIXTURE = new URL("../fixtures/xlmr-tiny/model", import.meta.url).pathname;
 
 /** parseConfig(json) fails with a message naming the source and every string of `want`. */
 function failsWith(json: unknown, want: string[]): void {

@@ -10,8 +10,8 @@ import { SafetensorsFile } from "../../model/safetensors.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer } from "../../training/trainer.ts";
 import { gpuTest, relErr } from "../_helpers.ts";
 
-const FIXTURE = fromFileUrl(new URL("../../../shared/fixtures/xlmr-tiny/", import.meta.url));
-const TOKENIZER = fromFileUrl(new URL("../../../shared/fixtures/tokenizer/", import.meta.url));
+const FIXTURE = fromFileUrl(new URL("../fixtures/xlmr-tiny/", import.meta.url));
+const TOKENIZER = fromFileUrl(new URL("../fixtures/tokenizer/", import.meta.url));
 
 async function jsonl(path: string): Promise<Record<string, unknown>[]> {
   return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) =>

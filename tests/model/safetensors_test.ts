@@ -8,7 +8,7 @@ import {
 import { writeFileAtomic, writeJsonAtomic } from "../../model/atomic_write.ts";
 import { randn, rng } from "../_helpers.ts";
 
-const FIXTURE = new URL("../../../shared/fixtures/xlmr-tiny/", import.meta.url).pathname;
+const FIXTURE = new URL("../fixtures/xlmr-tiny/", import.meta.url).pathname;
 
 /** A safetensors file built by hand: header text (padded as given) then raw data bytes. */
 function craft(

@@ -12,8 +12,8 @@ import {
   similarityFromJson,
 } from "../../training/sampler.ts";
 
-const shared = (p: string) => new URL(`../../../shared/${p}`, import.meta.url).pathname;
-const pairs = await loadQaData(shared("fixtures/xlmr-tiny/pairs.jsonl"));
+const fixture = (p: string) => new URL(`../fixtures/${p}`, import.meta.url).pathname;
+const pairs = await loadQaData(fixture("xlmr-tiny/pairs.jsonl"));
 const LANGS = pairs.languages; // ar de en hi zh
 
 /** `n` items; item i has the languages `langsOf(i)`. */
@@ -303,7 +303,7 @@ Deno.test("parseAlphaSchedule reads constant and linear specs and names the flag
 });
 
 Deno.test("batchToJson writes the train log format of the fixture batches", async () => {
-  const lines = (await Deno.readTextFile(shared("fixtures/xlmr-tiny/batches.jsonl")))
+  const lines = (await Deno.readTextFile(fixture("xlmr-tiny/batches.jsonl")))
     .trim().split("\n").map((l) => JSON.parse(l));
   equal(lines.length, 4);
   for (const line of lines) {

@@ -7,9 +7,9 @@ import { train } from "../../training/train.ts";
 import { SafetensorsFile } from "../../model/safetensors.ts";
 import { gpuTest } from "../_helpers.ts";
 
-const SHARED = fileURLToPath(new URL("../../../shared/", import.meta.url));
-const TOKENIZER = join(SHARED, "fixtures/tokenizer");
-const PAIRS = join(SHARED, "fixtures/xlmr-tiny/pairs.jsonl");
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+const TOKENIZER = join(FIXTURES, "tokenizer");
+const PAIRS = join(FIXTURES, "xlmr-tiny/pairs.jsonl");
 
 async function tinyModel(dir: string, seed = 3): Promise<string> {
   const config = presetConfig("tiny", {
@@ -78,7 +78,7 @@ gpuTest(
     const steps = 100;
     const r = await train(gpu, {
       model,
-      train: join(SHARED, "data/xquad-r"),
+      train: join(FIXTURES, "xquad-r"),
       langs: ["de", "en"],
       out: join(root, "run"),
       sampler: "hybrid",
@@ -168,7 +168,7 @@ gpuTest(
       batchSize: 4,
       maxLength: 16,
       logEvery: 2,
-      eval: join(SHARED, "data/xquad-r"),
+      eval: join(FIXTURES, "xquad-r"),
       evalEvery: 2,
       evalLimitQuestions: 5,
       quiet: true,
