@@ -64,10 +64,20 @@ export async function benchCommand(args: string[]): Promise<void> {
   // Whole training steps and the tfjs-webgpu comparison live in files of their own.
   if (op === "step") return (await import("./bench_step.ts")).benchStepCommand(rest);
   if (op === "peers") {
-    // A computed specifier keeps the dev-only tfjs dependency out of the CLI's module graph (and
-    // out of `deno check cli.ts`): npm fetches it only when this subcommand runs.
-    const peers = new URL("../bench/peers/tfjs_peer_bench.ts", import.meta.url).href;
-    return (await import(peers)).peersCommand(rest);
+    // bench/peers needs the dev-only tfjs packages and is not published: it runs from a checkout.
+    if (!import.meta.url.startsWith("file:")) {
+      throw new Error(
+        `bench peers runs only from a checkout of the repository (it needs the dev-only ` +
+          `@tensorflow packages of its deno.json, and bench/peers is not published); this CLI ` +
+          `was loaded from ${new URL("..", import.meta.url).href}`,
+      );
+    }
+    // A template-literal specifier keeps the tfjs comparison out of the CLI's module graph: deno
+    // check, deno info and deno publish follow only string-literal imports (and, unlike a
+    // specifier in a variable, a template literal raises no "unanalyzable dynamic import"
+    // warning in deno publish); npm fetches tfjs only when this subcommand runs.
+    const peer = "tfjs_peer_bench";
+    return (await import(`../bench/peers/${peer}.ts`)).peersCommand(rest);
   }
   if (op !== "matmul") {
     throw new TypeError(

@@ -1,8 +1,9 @@
 /**
- * Reports of LAReQA evaluations as Markdown or HTML (templates in `templates/`, rendered with
- * `@huggingface/jinja`): a settings table, the language × language mAP heatmap as inline SVG, the
- * per-language multilingual mAP and language bias; and side-by-side comparisons of several runs
- * with the differences to the first run and the best value per row marked.
+ * Reports of LAReQA evaluations as Markdown or HTML (templates in `templates/`, bundled into
+ * `_templates.gen.ts` by `deno task assets` and rendered with `@huggingface/jinja`): a settings
+ * table, the language × language mAP heatmap as inline SVG, the per-language multilingual mAP and
+ * language bias; and side-by-side comparisons of several runs with the differences to the first
+ * run and the best value per row marked.
  *
  * Numbers are formatted here (three decimals for mAP and recall, one for rank distances) and text
  * is escaped here, so the templates only lay things out.
@@ -10,6 +11,7 @@
  */
 import { Template } from "@huggingface/jinja";
 import type { LareqaReport } from "./retrieval.ts";
+import { TEMPLATES } from "./_templates.gen.ts";
 
 type Format = "md" | "html";
 const templates = new Map<string, Template>();
@@ -17,13 +19,11 @@ const templates = new Map<string, Template>();
 function template(name: string): Template {
   let t = templates.get(name);
   if (!t) {
-    const url = new URL(`./templates/${name}`, import.meta.url);
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(url);
-    } catch (e) {
+    const text = Object.hasOwn(TEMPLATES, name) ? TEMPLATES[name] : undefined;
+    if (text === undefined) {
       throw new Error(
-        `report template ${name}: cannot read ${url.pathname}: ${(e as Error).message}`,
+        `report template ${name}: unknown template (eval/templates/ has ` +
+          `${Object.keys(TEMPLATES).join(", ")}; after adding one run \`deno task assets\`)`,
       );
     }
     t = new Template(text);

@@ -1,15 +1,17 @@
 /**
- * Loads WGSL sources that live beside this file. Specialisation is by `override` constants;
- * a Jinja template pass (`@huggingface/jinja`) runs only when a kernel needs a type to change
- * (f32/f16), so most shaders are plain WGSL that any tool can read.
+ * WGSL sources of `kernels/*.wgsl`. The `.wgsl` files are what people read and edit; `deno task
+ * assets` bundles them into `_wgsl.gen.ts`, so the shaders travel with the modules (a copy loaded
+ * over `http:` or `jsr:` has no files beside it to read). Specialisation is by `override`
+ * constants; a Jinja template pass (`@huggingface/jinja`) runs only when a kernel needs a type to
+ * change (f32/f16), so most shaders are plain WGSL that any tool can read.
  * @module
  */
 import { Template } from "@huggingface/jinja";
-
-const sources = new Map<string, string>();
+import { WGSL } from "./_wgsl.gen.ts";
 
 /**
- * The WGSL text of `file` (relative to `kernels/`), rendered with `template` variables if given.
+ * The WGSL text of `file` (a file name in `kernels/`), rendered with `template` variables if
+ * given. Throws `shader X: unknown shader ...` for a name that is not one of them.
  *
  * @example
  * ```ts
@@ -19,15 +21,12 @@ const sources = new Map<string, string>();
  * ```
  */
 export function loadShader(file: string, template?: Record<string, unknown>): string {
-  let text = sources.get(file);
+  const text = Object.hasOwn(WGSL, file) ? WGSL[file] : undefined;
   if (text === undefined) {
-    const url = new URL(file, import.meta.url);
-    try {
-      text = Deno.readTextFileSync(url);
-    } catch (e) {
-      throw new Error(`shader ${file}: cannot read ${url.pathname}: ${(e as Error).message}`);
-    }
-    sources.set(file, text);
+    throw new Error(
+      `shader ${file}: unknown shader (kernels/ has ${Object.keys(WGSL).join(", ")}; ` +
+        "after adding or renaming a .wgsl file run `deno task assets`)",
+    );
   }
   if (!template) return text;
   return new Template(text).render(template);
