@@ -3,6 +3,7 @@
  * measures.
  * @module
  */
+import { AssertionError } from "node:assert/strict";
 import { Gpu, NO_ADAPTER_HELP } from "../kernels/runtime.ts";
 import { mulberry32 } from "../model/init.ts";
 
@@ -22,18 +23,72 @@ export function gpuTest(name: string, fn: (gpu: Gpu) => Promise<void>): void {
     name,
     sanitizeOps: false,
     sanitizeResources: false,
-    fn: async () => fn(await testGpu()),
+    fn: seeded(async () => fn(await testGpu())),
   });
+}
+
+/** Deno.test whose failure names the seed that replays it (see {@linkcode freshSeed}). */
+export function seededTest(name: string, fn: () => Promise<void> | void): void {
+  Deno.test(name, seeded(fn));
 }
 
 /** A seeded PRNG (mulberry32) returning floats in [0, 1). */
 export const rng: (seed: number) => () => number = mulberry32;
 
-/** A fresh seed per test run (printed on failure through the test name is not possible; log it). */
+/**
+ * Reproducible randomness. Each test run draws one base seed per test (or takes `TEST_SEED=N` from
+ * the environment); every {@linkcode freshSeed} call inside the test derives its seed from that
+ * base and a call counter, so one number replays the whole test. A failing test run through
+ * {@linkcode gpuTest} or {@linkcode seededTest} gets `replay with TEST_SEED=N` appended to its
+ * error. `TEST_VERBOSE=1` prints the seeds (and measured errors) of passing tests as well.
+ */
+let baseSeed = drawBaseSeed();
+let seedCalls = 0;
+let seedLabels: string[] = [];
+
+function drawBaseSeed(): number {
+  const env = Deno.env.get("TEST_SEED");
+  if (env === undefined || env === "") return (Date.now() ^ (Math.random() * 2 ** 31)) >>> 0;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0 || n >= 2 ** 32) {
+    throw new Error(`TEST_SEED must be an integer in [0, 2^32), got ${JSON.stringify(env)}`);
+  }
+  return n;
+}
+
+/** Wraps a test body: a new base seed, and the seed appended to any failure. */
+function seeded(fn: () => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    baseSeed = drawBaseSeed();
+    seedCalls = 0;
+    seedLabels = [];
+    try {
+      await fn();
+    } catch (e) {
+      if (seedLabels.length > 0 && e instanceof Error) {
+        e.message += `\n(randomised: ${seedLabels.join(", ")}; replay with TEST_SEED=${baseSeed})`;
+      }
+      throw e;
+    }
+  };
+}
+
+/** The seed of this test's next random input, derived from the test's base seed. */
 export function freshSeed(label: string): number {
-  const seed = (Date.now() ^ (Math.random() * 2 ** 31)) >>> 0;
-  if (Deno.env.get("TEST_VERBOSE")) console.log(`${label}: seed ${seed}`);
+  // A splitmix-style mix of (base, call index): distinct calls get unrelated seeds.
+  let z = (baseSeed + Math.imul(++seedCalls, 0x9e3779b9)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x85ebca6b) >>> 0;
+  z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
+  const seed = (z ^ (z >>> 16)) >>> 0;
+  seedLabels.push(label);
+  if (Deno.env.get("TEST_VERBOSE")) console.log(`${label}: seed ${seed} (TEST_SEED=${baseSeed})`);
   return seed;
+}
+
+/** The base seed of the running test (for tests that seed a subprocess or a PRNG directly). */
+export function testSeed(label: string): number {
+  seedLabels.push(label);
+  return baseSeed;
 }
 
 /** `n` normal(0, scale) values as Float32Array. */
@@ -66,5 +121,7 @@ export function assertClose(
   what: string,
 ): void {
   const e = relErr(got, want);
-  if (!(e <= tol)) throw new Error(`${what}: relative error ${e.toExponential(3)} > ${tol}`);
+  if (!(e <= tol)) {
+    throw new AssertionError({ message: `${what}: relative error ${e.toExponential(3)} > ${tol}` });
+  }
 }

@@ -13,6 +13,16 @@ import { gpuTest, relErr } from "../_helpers.ts";
 const FIXTURE = fromFileUrl(new URL("../fixtures/xlmr-tiny/", import.meta.url));
 const TOKENIZER = fromFileUrl(new URL("../fixtures/tokenizer/", import.meta.url));
 
+const verbose = Deno.env.get("TEST_VERBOSE");
+
+// Tolerances about 10–20× the noise measured on lavapipe (TEST_VERBOSE=1 prints it): embeddings
+// ≤ 2.7e-7, losses ≤ 6.3e-7 relative, gradient norms ≤ 7e-7, updates (after − before) per tensor
+// ≤ 9.2e-5 relative. A wrong LayerNorm eps, a decayed LayerNorm or a lost clip exceeds them.
+const EMBED_TOL = 5e-6;
+const LOSS_TOL = 5e-6;
+const NORM_TOL = 1e-5;
+const UPDATE_TOL = 1e-3;
+
 async function jsonl(path: string): Promise<Record<string, unknown>[]> {
   return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l) =>
     JSON.parse(l)
@@ -33,10 +43,13 @@ gpuTest(
     for (const pooling of ["cls", "mean", "pooler"] as const) {
       const got = await enc.embed(inputs, { pooling, batchSize: 7 });
       const H = enc.config.hiddenSize;
+      let worst = 0;
       expected[pooling].forEach((row, i) => {
         const e = relErr(got.subarray(i * H, (i + 1) * H), row);
-        ok(e <= 1e-4, `${pooling} embedding ${i}: relative error ${e}`);
+        worst = Math.max(worst, e);
+        ok(e <= EMBED_TOL, `${pooling} embedding ${i}: relative error ${e} > ${EMBED_TOL}`);
       });
+      if (verbose) console.log(`fixture ${pooling} embeddings: worst relative error ${worst}`);
     }
     enc.release();
   },
@@ -73,21 +86,41 @@ gpuTest(
       trainer.step(qs, ps, 1e-3);
     }
     const stats = await trainer.collect();
+    let worstLoss = 0, worstNorm = 0, worstUpdate = 0;
     stats.forEach((s, i) => {
       const want = expected.losses[i];
-      ok(Math.abs(s.loss - want) <= 1e-4 * want, `step ${i + 1} loss ${s.loss} vs ${want}`);
+      const le = Math.abs(s.loss - want) / want;
+      worstLoss = Math.max(worstLoss, le);
+      ok(le <= LOSS_TOL, `step ${i + 1} loss ${s.loss} vs ${want}: relative error ${le}`);
       const gn = expected.grad_norms_before_clipping[i];
-      ok(Math.abs(s.gradNorm - gn) <= 1e-3 * gn, `step ${i + 1} grad norm ${s.gradNorm} vs ${gn}`);
+      const ne = Math.abs(s.gradNorm - gn) / gn;
+      worstNorm = Math.max(worstNorm, ne);
+      ok(ne <= NORM_TOL, `step ${i + 1} grad norm ${s.gradNorm} vs ${gn}: relative error ${ne}`);
     });
+    // Four Adam steps of lr 1e-3 move weights by ~4e-3, so an error in the update hides in the
+    // weights: compare updates (after − before), per tensor.
     const after = await SafetensorsFile.open(FIXTURE + "model_after.safetensors");
+    const before = await SafetensorsFile.open(FIXTURE + "model/model.safetensors");
     for (const p of enc.params.list()) {
-      if (p.name.includes("attention.self.key.bias")) continue; // its exact gradient is zero
-      const got = await enc.params.read(p.name);
-      const want = await after.readF32(p.name);
-      // Four Adam steps of lr 1e-3 move weights by ~4e-3: compare the updates, not only the weights.
+      // The key bias's exact gradient is zero: its float32 update is rounding noise (fixture note).
+      if (p.name.includes("attention.self.key.bias")) continue;
+      const w0 = await before.readF32(`roberta.${p.name}`);
+      const got = (await enc.params.read(p.name)).map((v, i) => v - w0[i]);
+      const want = (await after.readF32(p.name)).map((v, i) => v - w0[i]);
+      if (p.name.startsWith("pooler.")) {
+        ok(got.every((v) => v === 0), `${p.name}: the loss does not reach the pooler`);
+        continue;
+      }
       const e = relErr(got, want);
-      ok(e <= 1e-4, `${p.name}: relative error ${e} after four steps`);
+      worstUpdate = Math.max(worstUpdate, e);
+      ok(e <= UPDATE_TOL, `${p.name}: update relative error ${e} > ${UPDATE_TOL} after four steps`);
     }
+    if (verbose) {
+      console.log(
+        `fixture steps: loss ${worstLoss}, grad norm ${worstNorm}, update ${worstUpdate}`,
+      );
+    }
+    before.close();
     after.close();
     trainer.release();
     enc.release();

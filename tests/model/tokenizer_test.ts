@@ -291,3 +291,46 @@ Deno.test("the tokenize command writes input_ids per line, atomically, and names
     /--max-length must be an integer ≥ 2/,
   );
 });
+
+// SentencePiece's Viterbi (unigram_model.cc, EncodeOptimized) visits start positions left to
+// right and replaces a node's best path only on a strictly greater score, so among equal-scoring
+// segmentations the one whose last piece starts earliest wins. Scores here are sums of small
+// integers: exact in float32, so these are true ties.
+Deno.test("equal-score segmentations: the path reaching the end first wins (one long piece)", () => {
+  const tok = XlmrTokenizer.fromVocab([["▁ab", -2], ["▁a", -1], ["b", -1]]);
+  // "▁ab" (−2) ties "▁a" + "b" (−1 − 1); "▁ab" reaches the end from start 0, first.
+  deepEqual(tok.tokenize("ab").map((id) => tok.idToPiece(id)), ["▁ab"]);
+});
+
+Deno.test("equal-score segmentations: the earlier-starting last piece wins, not the longer one", () => {
+  const tok = XlmrTokenizer.fromVocab([["▁a", -1], ["bc", -1], ["▁ab", -1], ["c", -1]]);
+  // "▁a" + "bc" and "▁ab" + "c" both score −2; "bc" starts before "c", so it is found first.
+  deepEqual(tok.tokenize("abc").map((id) => tok.idToPiece(id)), ["▁a", "bc"]);
+  // With "▁ab" + "c" made strictly better by a hair, the other path wins: the tie was real.
+  const nudged = XlmrTokenizer.fromVocab([["▁a", -1], ["bc", -1], ["▁ab", -0.99], ["c", -1]]);
+  deepEqual(nudged.tokenize("abc").map((id) => nudged.idToPiece(id)), ["▁ab", "c"]);
+});
+
+Deno.test("equal-score segmentations inside a longer text and between words", () => {
+  const tok = XlmrTokenizer.fromVocab([
+    ["▁x", -1],
+    ["▁a", -1],
+    ["bc", -1],
+    ["▁ab", -1],
+    ["c", -1],
+    ["▁", -5],
+  ]);
+  deepEqual(
+    tok.tokenize("x abc x abc").map((id) => tok.idToPiece(id)),
+    ["▁x", "▁a", "bc", "▁x", "▁a", "bc"],
+  );
+});
+
+Deno.test("SentencePiece's float32 tie lines (scores rounded to float32 on every node) stay exact", async () => {
+  // The three golden lines whose answer changes if path scores are kept in float64: equal paths
+  // in float32 that differ in double. tests/fixtures/_build.ts found them over all 26,104 lines.
+  const lines = (await goldenLines()).filter((g) => (g as { why?: string }).why === "no fround");
+  equal(lines.length, 3, "float32 tie lines in golden_subset.jsonl");
+  const tok = XlmrTokenizer.fromTokenizerJson(await fixtureJson(), "tokenizer.json");
+  for (const g of lines) deepEqual(tok.encode(g.text), g.input_ids, `line ${g.line}: ${g.text}`);
+});
