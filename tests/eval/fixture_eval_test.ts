@@ -31,8 +31,14 @@ gpuTest(
     const want = JSON.parse(
       await Deno.readTextFile(join(FIXTURES, "xlmr-tiny/eval_expected.json")),
     );
-    const close = (got: number, exp: number, what: string) =>
-      ok(Math.abs(got - exp) <= 5e-4, `${what}: ${got} vs reference ${exp}`);
+    // mAP is a function of ranks: with the same ranking it equals the reference to rounding
+    // (measured: exactly equal, no rank flips), and one flipped pair among 40 candidates moves a
+    // language's mAP by ~1e-3. So the limit is 1e-9: any rank change fails.
+    let worst = 0;
+    const close = (got: number, exp: number, what: string) => {
+      worst = Math.max(worst, Math.abs(got - exp));
+      ok(Math.abs(got - exp) <= 1e-9, `${what}: ${got} vs reference ${exp}`);
+    };
     for (const k of ["monolingual", "crosslingual", "multilingual", "multilingual_micro"]) {
       close(report.map[k as keyof typeof report.map] as number, want.map[k], `map.${k}`);
     }
@@ -53,6 +59,7 @@ gpuTest(
     }
     close(report.language_bias.mean as number, want.language_bias.mean, "language_bias.mean");
     ok(report.counts.queries === want.counts.queries, "query count");
+    if (Deno.env.get("TEST_VERBOSE")) console.log(`fixture evaluation: worst difference ${worst}`);
     enc.release();
   },
 );
