@@ -194,6 +194,8 @@ function xlmrAddedTokens(maskId: number): AddedToken[] {
  * ```
  */
 export class XlmrTokenizer {
+  /** Always "sentencepiece" (see {@link TextTokenizer}). */
+  readonly kind = "sentencepiece" as const;
   readonly vocabSize: number;
   readonly padId: number;
   readonly bosId: number;
@@ -643,6 +645,19 @@ export class XlmrTokenizer {
       [ia, ib] = truncateLongestFirst(ia, ib, maxLength - 4);
     }
     return [this.bosId, ...ia, this.eosId, this.eosId, ...ib, this.eosId];
+  }
+
+  /**
+   * {@link encodePair} with token type ids, which XLM-R's tokenizer sets to 0 throughout (as
+   * Hugging Face's XLMRobertaTokenizer does, also under a BertModel such as multilingual MiniLM).
+   */
+  encodePairWithTypes(
+    a: string,
+    b: string,
+    maxLength?: number,
+  ): { ids: number[]; typeIds: number[] } {
+    const ids = this.encodePair(a, b, maxLength);
+    return { ids, typeIds: new Array(ids.length).fill(0) };
   }
 
   /**

@@ -5,7 +5,6 @@
  * @module
  */
 import { equal } from "node:assert/strict";
-import type { XlmrTokenizer } from "../../model/tokenizer.ts";
 
 /** One golden line. */
 export interface Golden {
@@ -23,7 +22,7 @@ export async function readGolden(path: string): Promise<Golden[]> {
 
 /** Encodes every `step`-th line; fails with the exact-match rate and the first mismatches. */
 export function assertGolden(
-  tok: XlmrTokenizer,
+  tok: { encode(text: string): number[] },
   lines: Golden[],
   what: string,
   step = 1,
