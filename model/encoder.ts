@@ -5,14 +5,22 @@
  */
 import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
-import { loadConfig, type XlmrConfig } from "./config.ts";
-import { XlmrTokenizer } from "./tokenizer.ts";
+import { loadConfig, maxSequenceLength, type XlmrConfig } from "./config.ts";
+import { hasTokenizerFiles, loadTokenizer, type TextTokenizer } from "./text_tokenizer.ts";
 import { XlmrParams } from "./params.ts";
 import { exists } from "./atomic_write.ts";
 import { makeTokenBatch, type Pooling, XlmrModel } from "./xlmr.ts";
+import { type HubOptions, type ModelSource, resolveModel } from "./hub.ts";
 
-/** One input: raw text, a (text, pair) to encode as `<s> A </s></s> B </s>`, or ids. */
-export type EmbedInput = { text: string; pair?: string } | { inputIds: number[] };
+/**
+ * One input: raw text, a (text, pair) to encode as the tokenizer's sentence pair (`<s> A </s></s>
+ * B </s>`, or BERT's `[CLS] A [SEP] B [SEP]` with token type 1 for B), or ids (with optional
+ * token type ids).
+ */
+export type EmbedInput = { text: string; pair?: string } | {
+  inputIds: number[];
+  tokenTypeIds?: number[];
+};
 
 /** Options of {@linkcode Encoder.embed}. */
 export interface EmbedOptions {
@@ -36,10 +44,12 @@ export interface EmbedOptions {
  */
 export class Encoder {
   readonly model: XlmrModel;
+  /** Where the weights came from (a folder, or a Hub id resolved to a commit); set by `load`. */
+  source?: ModelSource;
 
   constructor(
     readonly params: XlmrParams,
-    readonly tokenizer: XlmrTokenizer | null,
+    readonly tokenizer: TextTokenizer | null,
   ) {
     this.model = new XlmrModel(params);
   }
@@ -51,22 +61,31 @@ export class Encoder {
 
   /**
    * Opens a Hugging Face model directory (`config.json`, safetensors weights, and tokenizer files
-   * when present; `tokenizerDir` overrides where the tokenizer is read from).
+   * when present; `tokenizerDir` overrides where the tokenizer is read from). `dir` and
+   * `tokenizerDir` may be Hub ids `ORG/NAME[@REVISION]` (a local folder of that name wins): they are
+   * resolved to snapshot folders of the Hugging Face cache first (see `model/hub.ts`; `opts.hub`
+   * overrides `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`).
    */
   static async load(
     gpu: Gpu,
     dir: string,
     tokenizerDir?: string,
-    opts: { dtype?: "f32" | "f16" } = {},
+    opts: { dtype?: "f32" | "f16"; hub?: HubOptions } = {},
   ): Promise<Encoder> {
+    const source = await resolveModel(dir, opts.hub);
+    dir = source.dir;
+    if (tokenizerDir) {
+      tokenizerDir = (await resolveModel(tokenizerDir, { ...opts.hub, files: "tokenizer" })).dir;
+    }
     const config = await loadConfig(dir);
     const tokDir = tokenizerDir ?? dir;
-    const hasTokenizer = await exists(join(tokDir, "tokenizer.json")) ||
-      await exists(join(tokDir, "sentencepiece.bpe.model"));
+    const hasTokenizer = await hasTokenizerFiles(tokDir);
     if (tokenizerDir && !hasTokenizer) {
-      throw new Error(`${tokenizerDir}: no tokenizer.json or sentencepiece.bpe.model`);
+      throw new Error(`${tokenizerDir}: no tokenizer.json, vocab.txt or sentencepiece.bpe.model`);
     }
-    const tokenizer = hasTokenizer ? await XlmrTokenizer.fromDir(tokDir) : null;
+    // The tokenizer follows its own files, not the architecture (multilingual MiniLM is a
+    // BertModel with XLM-R's SentencePiece tokenizer).
+    const tokenizer = hasTokenizer ? await loadTokenizer(tokDir) : null;
     // The last token (<mask>) may lie outside a model's table: text never produces it.
     if (tokenizer && tokenizer.vocabSize - 1 > config.vocabSize) {
       throw new Error(
@@ -76,23 +95,30 @@ export class Encoder {
     }
     const params = await XlmrParams.load(gpu, dir, config);
     if (opts.dtype === "f16") params.toF16LinearWeights();
-    return new Encoder(params, tokenizer);
+    const encoder = new Encoder(params, tokenizer);
+    encoder.source = source;
+    return encoder;
   }
 
   /** Longest sequence the position table allows. */
   get maxSequence(): number {
-    return this.config.maxPositions - this.config.padTokenId - 1;
+    return maxSequenceLength(this.config);
   }
 
-  /** Token ids of one input, with `<s>`/`</s>`, truncated to `maxLength`. */
+  /** Token ids of one input, with `<s>`/`</s>` (`[CLS]`/`[SEP]`), truncated to `maxLength`. */
   ids(input: EmbedInput, maxLength: number): number[] {
-    if ("inputIds" in input) return input.inputIds;
+    return this.typedIds(input, maxLength).ids;
+  }
+
+  /** {@link ids} with the token type ids (undefined: all 0). */
+  typedIds(input: EmbedInput, maxLength: number): { ids: number[]; typeIds?: number[] } {
+    if ("inputIds" in input) return { ids: input.inputIds, typeIds: input.tokenTypeIds };
     if (!this.tokenizer) {
       throw new Error("this model has no tokenizer files: give input_ids or --tokenizer DIR");
     }
     return input.pair !== undefined
-      ? this.tokenizer.encodePair(input.text, input.pair, maxLength)
-      : this.tokenizer.encode(input.text, maxLength);
+      ? this.tokenizer.encodePairWithTypes(input.text, input.pair, maxLength)
+      : { ids: this.tokenizer.encode(input.text, maxLength) };
   }
 
   /** Embeddings [n, hidden] (row-major, not normalised) in input order. */
@@ -101,7 +127,8 @@ export class Encoder {
     const maxLength = Math.min(opts.maxLength ?? 512, this.maxSequence);
     const batchSize = opts.batchSize ?? 64;
     const H = this.config.hiddenSize;
-    const seqs = inputs.map((x) => this.ids(x, maxLength));
+    const typed = inputs.map((x) => this.typedIds(x, maxLength));
+    const seqs = typed.map((x) => x.ids);
     // Sort by length so each batch pads little; results go back to input order.
     const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length);
     const out = new Float32Array(inputs.length * H);
@@ -112,7 +139,11 @@ export class Encoder {
       const pending: { idx: number[]; t: ReturnType<XlmrModel["forward"]>["pooled"] }[] = [];
       for (let s = g0; s < Math.min(order.length, g0 + batchSize * group); s += batchSize) {
         const idx = order.slice(s, s + batchSize);
-        const batch = makeTokenBatch(idx.map((i) => seqs[i]), this.config);
+        const batch = makeTokenBatch(
+          idx.map((i) => seqs[i]),
+          this.config,
+          idx.map((i) => typed[i].typeIds),
+        );
         pending.push({ idx, t: this.model.forward(batch, pooling).pooled });
       }
       const values = await gpu.readMany(pending.map((p) => p.t));
