@@ -1,12 +1,20 @@
 /**
- * The XLM-R model configuration: Hugging Face `config.json` (XLMRobertaConfig) in and out, with
- * Hugging Face's defaults where a field is missing, and the tiny/base/large presets.
+ * The model configuration: Hugging Face `config.json` in and out, for XLM-R / RoBERTa
+ * (`model_type` "xlm-roberta" or "roberta": positions count from pad_token_id + 1) and BERT
+ * (`model_type` "bert": LaBSE, multilingual BERT and MiniLM; positions count from 0, two token
+ * types), with Hugging Face's defaults of that model type where a field is missing, and the
+ * tiny/base/large/bert-tiny presets.
  * @module
  */
 import { writeJsonAtomic } from "./atomic_write.ts";
 
-/** The architecture hyper-parameters an XLM-R encoder needs. */
+/** The architecture hyper-parameters an XLM-R or BERT encoder needs. */
 export interface XlmrConfig {
+  /**
+   * "bert": position ids 0, 1, … (no padding offset) and pad_token_id's default 0. Absent or
+   * "xlm-roberta": XLM-R's position ids, cumsum(mask) + pad_token_id.
+   */
+  modelType?: "xlm-roberta" | "bert";
   vocabSize: number;
   hiddenSize: number;
   numLayers: number;
@@ -45,7 +53,7 @@ export const HF_DEFAULTS: Readonly<XlmrConfig> = Object.freeze({
 });
 
 /** JSON key of each field, in the order config.json lists them. */
-const JSON_KEYS: Record<keyof XlmrConfig, string> = {
+const JSON_KEYS: Record<Exclude<keyof XlmrConfig, "modelType">, string> = {
   hiddenSize: "hidden_size",
   numLayers: "num_hidden_layers",
   numHeads: "num_attention_heads",
@@ -77,7 +85,17 @@ const INT_LIMITS: Partial<Record<keyof XlmrConfig, [number, number]>> = {
   eosTokenId: [0, 10_000_000],
 };
 
-const PRESETS: Record<"tiny" | "base" | "large", XlmrConfig> = {
+/** Hugging Face BertConfig's own defaults. */
+const BERT_DEFAULTS: Readonly<XlmrConfig> = Object.freeze({
+  ...HF_DEFAULTS,
+  modelType: "bert" as const,
+  padTokenId: 0,
+});
+
+/** The preset names of {@linkcode presetConfig}. */
+export type PresetName = "tiny" | "base" | "large" | "bert-tiny";
+
+const PRESETS: Record<PresetName, XlmrConfig> = {
   // Same as ../shared/fixtures/xlmr-tiny/model/config.json.
   tiny: {
     ...HF_DEFAULTS,
@@ -114,7 +132,40 @@ const PRESETS: Record<"tiny" | "base" | "large", XlmrConfig> = {
     typeVocabSize: 1,
     layerNormEps: 1e-5,
   },
+  // Same as ../shared/fixtures/bert-tiny/model/config.json (LaBSE's layout, scaled down).
+  "bert-tiny": {
+    ...BERT_DEFAULTS,
+    vocabSize: 8000,
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 4,
+    intermediateSize: 128,
+    maxPositions: 128,
+    typeVocabSize: 2,
+    layerNormEps: 1e-12,
+    hiddenDropout: 0,
+    attentionDropout: 0,
+  },
 };
+
+/** Whether `c` is a BERT-family model (positions from 0, no padding offset). */
+export function isBert(c: XlmrConfig): boolean {
+  return c.modelType === "bert";
+}
+
+/**
+ * The longest sequence the position table allows: max_position_embeddings for BERT,
+ * max_position_embeddings − pad_token_id − 1 for XLM-R (its positions start after the pad id).
+ *
+ * @example
+ * ```ts
+ * import { maxSequenceLength, presetConfig } from "./config.ts";
+ * console.log(maxSequenceLength(presetConfig("base")), maxSequenceLength(presetConfig("bert-tiny"))); // 512 128
+ * ```
+ */
+export function maxSequenceLength(c: XlmrConfig): number {
+  return isBert(c) ? c.maxPositions : c.maxPositions - c.padTokenId - 1;
+}
 
 /**
  * Parses a config.json value. Missing fields take Hugging Face's defaults; a wrong type, an absurd
@@ -134,9 +185,14 @@ export function parseConfig(json: unknown, source: string): XlmrConfig {
   }
   const o = json as Record<string, unknown>;
   const modelType = o.model_type;
-  if (modelType !== undefined && modelType !== "xlm-roberta" && modelType !== "roberta") {
+  if (
+    modelType !== undefined && modelType !== "xlm-roberta" && modelType !== "roberta" &&
+    modelType !== "bert"
+  ) {
     throw new TypeError(
-      `${source}: model_type ${JSON.stringify(modelType)} is not "xlm-roberta" (or "roberta")`,
+      `${source}: model_type ${
+        JSON.stringify(modelType)
+      } is not supported ("xlm-roberta", "roberta" or "bert")`,
     );
   }
   const pet = o.position_embedding_type;
@@ -145,8 +201,13 @@ export function parseConfig(json: unknown, source: string): XlmrConfig {
       `${source}: position_embedding_type ${JSON.stringify(pet)}: only "absolute" is supported`,
     );
   }
-  const cfg: XlmrConfig = { ...HF_DEFAULTS };
-  for (const [field, key] of Object.entries(JSON_KEYS) as [keyof XlmrConfig, string][]) {
+  const cfg: XlmrConfig = modelType === "bert" ? { ...BERT_DEFAULTS } : { ...HF_DEFAULTS };
+  for (
+    const [field, key] of Object.entries(JSON_KEYS) as [
+      Exclude<keyof XlmrConfig, "modelType">,
+      string,
+    ][]
+  ) {
     const v = o[key];
     if (v === undefined || (v === null && (field === "bosTokenId" || field === "eosTokenId"))) {
       continue;
@@ -238,7 +299,7 @@ function validateConfig(cfg: XlmrConfig, source: string): void {
     );
   }
   // XLM-R positions start at pad_token_id + 1, so the table must reach past it.
-  if (cfg.maxPositions <= cfg.padTokenId + 1) {
+  if (!isBert(cfg) && cfg.maxPositions <= cfg.padTokenId + 1) {
     throw new RangeError(
       `${source}: max_position_embeddings ${cfg.maxPositions} leaves no ` +
         `position after pad_token_id + 1 = ${cfg.padTokenId + 1}`,
@@ -275,8 +336,8 @@ export async function loadConfig(dir: string): Promise<XlmrConfig> {
 }
 
 /**
- * The Hugging Face config.json object for `cfg` (model_type "xlm-roberta",
- * architectures ["XLMRobertaModel"]).
+ * The Hugging Face config.json object for `cfg` (model_type "xlm-roberta", architectures
+ * ["XLMRobertaModel"]; for BERT, "bert" and ["BertModel"]).
  *
  * @example
  * ```ts
@@ -286,11 +347,15 @@ export async function loadConfig(dir: string): Promise<XlmrConfig> {
  * ```
  */
 export function configToJson(cfg: XlmrConfig): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    architectures: ["XLMRobertaModel"],
-    model_type: "xlm-roberta",
-  };
-  for (const [field, key] of Object.entries(JSON_KEYS) as [keyof XlmrConfig, string][]) {
+  const out: Record<string, unknown> = isBert(cfg)
+    ? { architectures: ["BertModel"], model_type: "bert" }
+    : { architectures: ["XLMRobertaModel"], model_type: "xlm-roberta" };
+  for (
+    const [field, key] of Object.entries(JSON_KEYS) as [
+      Exclude<keyof XlmrConfig, "modelType">,
+      string,
+    ][]
+  ) {
     out[key] = cfg[field];
   }
   out.position_embedding_type = "absolute";
@@ -312,7 +377,8 @@ export async function saveConfig(dir: string, cfg: XlmrConfig): Promise<void> {
 
 /**
  * A preset: "tiny" (hidden 64, 2 layers, 4 heads, intermediate 128, vocab 16001, 130 positions,
- * dropout 0 — the shared test fixture), "base" (XLM-R base) or "large" (XLM-R large), with
+ * dropout 0 — the shared test fixture), "base" (XLM-R base), "large" (XLM-R large) or
+ * "bert-tiny" (a BertModel of the tiny size: vocab 8000, 128 positions, 2 token types, eps 1e-12), with
  * `overrides` applied and the result validated.
  *
  * @example
@@ -323,7 +389,7 @@ export async function saveConfig(dir: string, cfg: XlmrConfig): Promise<void> {
  * ```
  */
 export function presetConfig(
-  name: "tiny" | "base" | "large",
+  name: PresetName,
   overrides: Partial<XlmrConfig> = {},
 ): XlmrConfig {
   const base = PRESETS[name];

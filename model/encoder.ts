@@ -3,12 +3,10 @@
  * tokenizer, with length-sorted batching so that padding stays small.
  * @module
  */
-import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import { loadConfig, maxSequenceLength, type XlmrConfig } from "./config.ts";
 import { hasTokenizerFiles, loadTokenizer, type TextTokenizer } from "./text_tokenizer.ts";
 import { XlmrParams } from "./params.ts";
-import { exists } from "./atomic_write.ts";
 import { makeTokenBatch, type Pooling, XlmrModel } from "./xlmr.ts";
 import { type HubOptions, type ModelSource, resolveModel } from "./hub.ts";
 

@@ -51,8 +51,10 @@ export function initialValues(
   if (name.includes("LayerNorm")) return data.fill(1);
   const std = config.initializerRange ?? 0.02;
   for (let i = 0; i < data.length; i++) data[i] = normal() * std;
+  // BERT's position table has no padding row (its positions start at 0).
   if (
-    name === "embeddings.word_embeddings.weight" || name === "embeddings.position_embeddings.weight"
+    name === "embeddings.word_embeddings.weight" ||
+    (name === "embeddings.position_embeddings.weight" && config.modelType !== "bert")
   ) {
     const H = shape[1], pad = config.padTokenId;
     if (pad < shape[0]) data.fill(0, pad * H, (pad + 1) * H);
@@ -73,11 +75,12 @@ export function randomWeights(
   }));
 }
 
-/** Tokenizer files a Hugging Face XLM-R directory may carry. */
+/** Tokenizer files a Hugging Face XLM-R or BERT directory may carry. */
 const TOKENIZER_FILES = [
   "tokenizer.json",
   "tokenizer_config.json",
   "sentencepiece.bpe.model",
+  "vocab.txt",
   "special_tokens_map.json",
 ];
 
@@ -118,7 +121,7 @@ export async function initModelDir(
   if (opts.tokenizerDir) {
     if (await copyTokenizerFiles(opts.tokenizerDir, out) === 0) {
       throw new Error(
-        `--tokenizer ${opts.tokenizerDir}: no tokenizer.json or sentencepiece.bpe.model`,
+        `--tokenizer ${opts.tokenizerDir}: no tokenizer.json, vocab.txt or sentencepiece.bpe.model`,
       );
     }
   }

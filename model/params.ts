@@ -146,8 +146,9 @@ export class XlmrParams {
 
   /**
    * Loads a Hugging Face checkpoint directory (`model.safetensors` or a sharded index). Accepts
-   * names with a `roberta.` prefix, ignores `lm_head.*`, fails naming a missing tensor or a wrong
-   * shape, and warns about tensors it does not use.
+   * names with a `roberta.` or `bert.` prefix, ignores the MLM/NSP heads (`lm_head.*`, `cls.*`)
+   * and the `position_ids` buffer, fails naming a missing tensor or a wrong shape, and warns about
+   * tensors it does not use.
    */
   static async load(gpu: Gpu, dir: string, config: XlmrConfig): Promise<XlmrParams> {
     const ckpt = await Checkpoint.open(dir);
@@ -155,7 +156,13 @@ export class XlmrParams {
       const names = new Set(ckpt.names());
       const expected = parameterShapes(config);
       const resolve = (name: string) =>
-        names.has(name) ? name : names.has(`roberta.${name}`) ? `roberta.${name}` : null;
+        names.has(name)
+          ? name
+          : names.has(`roberta.${name}`)
+          ? `roberta.${name}`
+          : names.has(`bert.${name}`)
+          ? `bert.${name}`
+          : null;
       const used = new Set<string>();
       // Validate every name and shape before allocating anything on the GPU.
       for (const [name, shape] of expected) {
@@ -172,7 +179,10 @@ export class XlmrParams {
         }
         used.add(found);
       }
-      const unused = [...names].filter((n) => !used.has(n) && !n.startsWith("lm_head."));
+      const unused = [...names].filter((n) =>
+        !used.has(n) && !n.startsWith("lm_head.") && !n.startsWith("cls.") &&
+        !n.endsWith("embeddings.position_ids")
+      );
       if (unused.length > 0) {
         console.warn(
           `warning: ${dir}: ${unused.length} unused tensors: ${unused.slice(0, 8).join(", ")}${

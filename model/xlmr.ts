@@ -23,7 +23,7 @@ import {
   scatterAddRows,
 } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
-import type { XlmrConfig } from "./config.ts";
+import { isBert, maxSequenceLength, type XlmrConfig } from "./config.ts";
 import type { XlmrParams } from "./params.ts";
 
 /** How a sequence becomes one vector. */
@@ -35,25 +35,35 @@ export interface TokenBatch {
   seq: number;
   /** [B·T] token ids, padding = pad id. */
   ids: Uint32Array;
-  /** [B·T] XLM-R position ids: cumsum(mask)·mask + pad. */
+  /** [B·T] position ids: XLM-R cumsum(mask)·mask + pad; BERT 0, 1, … (padding 0). */
   positions: Uint32Array;
+  /** [B·T] token type ids (0 except a BERT sentence pair's second segment; padding 0). */
+  typeIds: Uint32Array;
   /** [B·T] 1 for real tokens, 0 for padding. */
   mask: Float32Array;
 }
 
 /**
- * Pads sequences to the longest one and computes XLM-R position ids.
- * Fails naming the sequence when an id is outside the vocabulary or a sequence is longer than
- * the position table allows.
+ * Pads sequences to the longest one and computes the position ids of the config's scheme (XLM-R:
+ * cumsum(mask) + pad; BERT: 0, 1, …). `typeIds`, when given, holds each sequence's token type ids
+ * (missing or undefined entries: all 0). Fails naming the sequence when an id is outside the
+ * vocabulary, a type id outside the type table, or a sequence is longer than the position table
+ * allows.
  */
-export function makeTokenBatch(seqs: number[][], config: XlmrConfig): TokenBatch {
+export function makeTokenBatch(
+  seqs: number[][],
+  config: XlmrConfig,
+  typeIds?: readonly (readonly number[] | undefined)[],
+): TokenBatch {
   if (seqs.length === 0) throw new RangeError("makeTokenBatch: no sequences");
   const pad = config.padTokenId;
-  const maxLen = config.maxPositions - pad - 1;
+  const bert = isBert(config);
+  const maxLen = maxSequenceLength(config);
   const seq = Math.max(...seqs.map((s) => s.length));
   const batch = seqs.length;
   const ids = new Uint32Array(batch * seq).fill(pad);
-  const positions = new Uint32Array(batch * seq).fill(pad);
+  const positions = new Uint32Array(batch * seq).fill(bert ? 0 : pad);
+  const types = new Uint32Array(batch * seq);
   const mask = new Float32Array(batch * seq);
   seqs.forEach((s, b) => {
     if (s.length === 0) throw new RangeError(`sequence ${b} is empty`);
@@ -61,6 +71,10 @@ export function makeTokenBatch(seqs: number[][], config: XlmrConfig): TokenBatch
       throw new RangeError(
         `sequence ${b} has ${s.length} tokens; the position table allows at most ${maxLen}`,
       );
+    }
+    const ty = typeIds?.[b];
+    if (ty && ty.length !== s.length) {
+      throw new RangeError(`sequence ${b}: ${ty.length} type ids for ${s.length} tokens`);
     }
     let count = 0;
     s.forEach((id, t) => {
@@ -73,14 +87,25 @@ export function makeTokenBatch(seqs: number[][], config: XlmrConfig): TokenBatch
       }
       const i = b * seq + t;
       ids[i] = id;
+      if (ty) {
+        const v = ty[t];
+        if (!Number.isInteger(v) || v < 0 || v >= config.typeVocabSize) {
+          throw new RangeError(
+            `sequence ${b}, token ${t}: type id ${v} is outside the token type table ` +
+              `(type_vocab_size ${config.typeVocabSize})`,
+          );
+        }
+        types[i] = v;
+      }
+      if (bert) positions[i] = t;
       if (id !== pad) {
         count++;
-        positions[i] = count + pad;
+        if (!bert) positions[i] = count + pad;
         mask[i] = 1;
       }
     });
   });
-  return { batch, seq, ids, positions, mask };
+  return { batch, seq, ids, positions, typeIds: types, mask };
 }
 
 /**
@@ -112,6 +137,7 @@ export function sliceTokenBatch(tokens: TokenBatch, start: number, count: number
     seq: T,
     ids: tokens.ids.slice(a, b),
     positions: tokens.positions.slice(a, b),
+    typeIds: tokens.typeIds.slice(a, b),
     mask: tokens.mask.slice(a, b),
   };
 }
@@ -202,7 +228,7 @@ export class XlmrModel {
     const H = c.hiddenSize, rows = B * T;
     const ids = gpu.fromArray(tokens.ids, [rows], "u32", "ids");
     const positions = gpu.fromArray(tokens.positions, [rows], "u32", "positions");
-    const typeIds = gpu.zeros([rows], "u32", "type_ids");
+    const typeIds = gpu.fromArray(tokens.typeIds, [rows], "u32", "type_ids");
     const mask = gpu.fromArray(tokens.mask, [B, T], "f32", "mask");
 
     // Embeddings: word (chunked table) + position + token type, then LayerNorm.
@@ -485,7 +511,7 @@ export class XlmrModel {
     const posPlan = buildScatterPlan(gpu, tokens.positions);
     scatterAddRows(gpu, dEmb, posPlan, g("embeddings.position_embeddings.weight"), 0);
     releaseScatterPlan(gpu, posPlan);
-    const typePlan = buildScatterPlan(gpu, new Uint32Array(tokens.ids.length));
+    const typePlan = buildScatterPlan(gpu, tokens.typeIds);
     scatterAddRows(gpu, dEmb, typePlan, g("embeddings.token_type_embeddings.weight"), 0);
     releaseScatterPlan(gpu, typePlan);
     gpu.release(dEmb, state.ids, state.positions, state.mask, state.last);

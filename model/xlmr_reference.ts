@@ -1,12 +1,14 @@
 /**
- * A float64 CPU reference of the XLM-R encoder and the contrastive loss, written as plainly as
- * possible. Tests compare the GPU forward, the loss and the backward (by finite differences)
- * against it.
+ * A float64 CPU reference of the XLM-R and BERT encoders and the contrastive loss, written as
+ * plainly as possible. Tests compare the GPU forward, the loss and the backward (by finite
+ * differences) against it.
  *
  * It shares no batching code with the engine: it takes the raw, unpadded id sequences and encodes
- * each one on its own, building its position ids as Hugging Face's
- * `create_position_ids_from_input_ids` does (`cumsum(ids != pad) · (ids != pad) + pad`). So a
- * padding, mask or position-id bug in `makeTokenBatch` cannot cancel out between the two.
+ * each one on its own, building its position ids as Hugging Face does — for XLM-R
+ * `create_position_ids_from_input_ids` (`cumsum(ids != pad) · (ids != pad) + pad`), for BERT
+ * (`model_type` "bert") `arange(T)` — and adding the token type row of each token (row 0 unless
+ * type ids are given). So a padding, mask, position-id or token-type bug in `makeTokenBatch`
+ * cannot cancel out between the two.
  * @module
  */
 import { erf, layerNormRef } from "../kernels/reference.ts";
@@ -44,8 +46,18 @@ export function referencePositionIds(ids: readonly number[], padId: number): num
   return ids.map((id) => (id !== padId ? ++count : 0) + padId);
 }
 
+/** Hugging Face's BERT position ids for one unpadded sequence: 0, 1, …, T − 1. */
+export function referenceBertPositionIds(ids: readonly number[]): number[] {
+  return ids.map((_, t) => t);
+}
+
 /** The last hidden state [T, H] of one unpadded sequence. */
-function encodeOne(w: RefWeights, c: XlmrConfig, ids: readonly number[]): Float64Array {
+function encodeOne(
+  w: RefWeights,
+  c: XlmrConfig,
+  ids: readonly number[],
+  types?: readonly number[],
+): Float64Array {
   const H = c.hiddenSize, I = c.intermediateSize, T = ids.length;
   const nh = c.numHeads, hd = H / nh, eps = c.layerNormEps;
   const get = (n: string) => {
@@ -56,11 +68,15 @@ function encodeOne(w: RefWeights, c: XlmrConfig, ids: readonly number[]): Float6
   const word = get("embeddings.word_embeddings.weight");
   const pos = get("embeddings.position_embeddings.weight");
   const typ = get("embeddings.token_type_embeddings.weight");
-  const positions = referencePositionIds(ids, c.padTokenId);
+  const positions = c.modelType === "bert"
+    ? referenceBertPositionIds(ids)
+    : referencePositionIds(ids, c.padTokenId);
   const e = new Float64Array(T * H);
   for (let t = 0; t < T; t++) {
+    const ty = types?.[t] ?? 0;
+    if (ty * H >= typ.length) throw new Error(`reference: type id ${ty} outside the type table`);
     for (let h = 0; h < H; h++) {
-      e[t * H + h] = word[ids[t] * H + h] + pos[positions[t] * H + h] + typ[h];
+      e[t * H + h] = word[ids[t] * H + h] + pos[positions[t] * H + h] + typ[ty * H + h];
     }
   }
   let x =
@@ -121,7 +137,8 @@ function encodeOne(w: RefWeights, c: XlmrConfig, ids: readonly number[]): Float6
 
 /**
  * Pooled embeddings [B, H] of raw (unpadded) id sequences, in float64, each sequence encoded on
- * its own. Mean pooling averages every token of the sequence (`<s>` and `</s>` included).
+ * its own, with each sequence's token type ids when `typeIds` gives them (else 0). Mean pooling
+ * averages every token of the sequence (`<s>` and `</s>` included).
  *
  * @example
  * ```ts ignore
@@ -133,11 +150,12 @@ export function referenceForward(
   c: XlmrConfig,
   seqs: readonly (readonly number[])[],
   pooling: RefPooling,
+  typeIds?: readonly (readonly number[] | undefined)[],
 ): Float64Array {
   const H = c.hiddenSize, B = seqs.length;
   const out = new Float64Array(B * H);
   seqs.forEach((ids, b) => {
-    const x = encodeOne(w, c, ids);
+    const x = encodeOne(w, c, ids, typeIds?.[b]);
     const T = ids.length;
     for (let h = 0; h < H; h++) {
       if (pooling === "mean") {

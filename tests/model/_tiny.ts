@@ -27,6 +27,23 @@ export function tinyConfig(overrides: Partial<XlmrConfig> = {}): XlmrConfig {
   });
 }
 
+/**
+ * The same size as a BERT (`model_type: "bert"`): positions from 0, pad id 0, two token types,
+ * 40 positions all usable. LayerNorm eps 1e-3 for the same reason as above.
+ */
+export function tinyBertConfig(overrides: Partial<XlmrConfig> = {}): XlmrConfig {
+  return presetConfig("bert-tiny", {
+    vocabSize: 97,
+    hiddenSize: 32,
+    numLayers: 2,
+    numHeads: 4,
+    intermediateSize: 48,
+    maxPositions: 40,
+    layerNormEps: 1e-3,
+    ...overrides,
+  });
+}
+
 /** `<s>`, random ids ≥ 4, `</s>` for each length. */
 export function randomSeqs(r: () => number, lengths: number[], vocab: number): number[][] {
   return lengths.map((n) => {
