@@ -23,7 +23,7 @@ import { Gpu, type KernelSpec, type ParamValue } from "../kernels/runtime.ts";
 import { choiceFlag, numberFlag, parseFlags } from "./flags.ts";
 import { Tensor } from "../kernels/tensor.ts";
 import { XlmrParams } from "../model/params.ts";
-import type { XlmrConfig } from "../model/config.ts";
+import { maxSequenceLength, type XlmrConfig } from "../model/config.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer } from "../training/trainer.ts";
 import { memoryPlan, planConfig, type PlanConfigName } from "../training/memory_plan.ts";
 
@@ -162,7 +162,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
   const steps = o.steps ?? 3, warmup = o.warmup ?? 1, hardNegatives = o.hardNegatives ?? 0;
   const overrides: Partial<XlmrConfig> = o.vocab ? { vocabSize: o.vocab } : {};
   const config = planConfig(o.config, overrides);
-  const maxTokens = config.maxPositions - config.padTokenId - 1;
+  const maxTokens = maxSequenceLength(config);
   if (o.maxLength < 2 || o.maxLength > maxTokens) {
     throw new RangeError(
       `bench step: --max-length must be in [2, ${maxTokens}] for ${o.config}, got ${o.maxLength}`,

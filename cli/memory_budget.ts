@@ -4,7 +4,7 @@
  * @module
  */
 import { UsageError } from "./flags.ts";
-import { loadConfig, type XlmrConfig } from "../model/config.ts";
+import { loadConfig, maxSequenceLength, type XlmrConfig } from "../model/config.ts";
 import { memoryPlan } from "../training/memory_plan.ts";
 
 const UNITS: Record<string, number> = {
@@ -91,7 +91,7 @@ export async function checkMemoryBudget(
   if (job === "train") {
     const plan = memoryPlan(c, {
       batchSize: o.batchSize,
-      maxLength: Math.min(o.maxLength, c.maxPositions - c.padTokenId - 1),
+      maxLength: Math.min(o.maxLength, maxSequenceLength(c)),
       hardNegatives: o.hardNegatives ?? 0,
       freezeEmbeddings: o.freezeEmbeddings ?? false,
       checkpointing: o.checkpointing ?? false,
