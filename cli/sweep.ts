@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { listFlag, parseFlags, required, UsageError } from "./flags.ts";
-import { TRAIN_FLAGS, trainOptionsFromFlags } from "./train.ts";
+import { resumeArgs, TRAIN_FLAGS, trainOptionsFromFlags } from "./train.ts";
+import { GracefulStop } from "./signals.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { runSweep, type SweepVariant } from "../training/sweep.ts";
 
@@ -42,13 +43,27 @@ export async function sweepCommand(args: string[]): Promise<void> {
   }
   const gpu = await Gpu.create();
   console.log(`adapter: ${gpu.describe()}`);
-  const r = await runSweep(gpu, {
-    base: { ...base, eval: undefined },
-    variants,
-    evalDir,
-    groupsFile: f.groups as string | undefined,
-    limitQuestions: f["limit-questions"] ? Number(f["limit-questions"]) : undefined,
-  });
+  const stop = new GracefulStop(() => "finishing the current step, then a checkpoint");
+  let r;
+  try {
+    r = await runSweep(gpu, {
+      base: { ...base, eval: undefined, stopSignal: stop.signal },
+      variants,
+      evalDir,
+      groupsFile: f.groups as string | undefined,
+      limitQuestions: f["limit-questions"] ? Number(f["limit-questions"]) : undefined,
+    });
+  } finally {
+    stop.dispose();
+  }
+  if (r.stopped) {
+    console.log(
+      `stopped in ${r.stopped.variant.name} after step ${r.stopped.step} (${stop.received}): ` +
+        `checkpoint ${r.stopped.checkpoint}\ncontinue with: deno run -A cli.ts sweep ` +
+        resumeArgs(args, base.out),
+    );
+    Deno.exit(stop.exitCode);
+  }
   console.log(
     `\n${r.table}\n\nreport: ${r.reportPaths.join(", ")} (${join(base.out, "sweep.json")})`,
   );

@@ -5,7 +5,8 @@
  */
 import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
-import { train, type TrainOptions } from "../training/train.ts";
+import { train, type TrainOptions, trainWithAutoResume } from "../training/train.ts";
+import { GracefulStop } from "./signals.ts";
 import { parseAlphaSchedule } from "../training/sampler.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 
@@ -47,6 +48,8 @@ export const TRAIN_FLAGS = {
   "max-memory": { type: "string" },
   "grad-cache-chunk": { type: "string" },
   checkpointing: { type: "boolean" },
+  "save-total-limit": { type: "string" },
+  "auto-resume": { type: "boolean" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -82,6 +85,7 @@ export function trainOptionsFromFlags(
     maxGradNorm: num("max-grad-norm", 0),
     langs: listFlag(f, "langs"),
     saveEvery: int("save-every", 0),
+    saveTotalLimit: int("save-total-limit", 1),
     logEvery: int("log-every", 1),
     resume: f.resume as string | undefined,
     symmetric: f.symmetric === true ? true : undefined,
@@ -116,9 +120,38 @@ export async function trainCommand(args: string[]): Promise<void> {
   }
   const gpu = await Gpu.create();
   console.log(`adapter: ${gpu.describe()}`);
-  const r = await train(gpu, opts);
+  const stop = new GracefulStop(() =>
+    `finishing the current step, then a checkpoint in ${opts.out}`
+  );
+  const run = { ...opts, stopSignal: stop.signal };
+  let r;
+  try {
+    r = f["auto-resume"] === true
+      ? await trainWithAutoResume(gpu, run, { createGpu: () => Gpu.create() })
+      : await train(gpu, run);
+  } finally {
+    stop.dispose();
+  }
+  if (r.stopped) {
+    console.log(
+      `stopped after step ${r.stopped.step} (${stop.received}): checkpoint ${r.stopped.checkpoint}\n` +
+        `continue with: deno run -A cli.ts train ${resumeArgs(args, opts.out)}`,
+    );
+    Deno.exit(stop.exitCode);
+  }
   console.log(
     `done: ${r.steps} steps, ${r.pairsPerSecond.toFixed(1)} pairs/s, ` +
       `${r.tokensPerSecond.toFixed(0)} tokens/s → ${r.outDir}`,
   );
+}
+
+/** The command line again with `--resume OUT` in place of any earlier `--resume`. */
+export function resumeArgs(args: string[], out: string): string {
+  const kept: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--resume") i++;
+    else if (!args[i].startsWith("--resume=")) kept.push(args[i]);
+  }
+  const quote = (a: string) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+  return [...kept, "--resume", out].map(quote).join(" ");
 }

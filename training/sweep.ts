@@ -11,7 +11,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
 import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
-import { train, type TrainOptions } from "./train.ts";
+import { findCheckpoint, train, type TrainOptions } from "./train.ts";
 import { fixed } from "../demo/run.ts";
 import type { SamplerKind } from "./sampler.ts";
 
@@ -28,6 +28,8 @@ export interface SweepResult {
   table: string;
   groupTable: string;
   reportPaths: string[];
+  /** Set when the base options' stop signal ended the sweep inside a variant's training. */
+  stopped?: { variant: SweepVariant; step: number; checkpoint: string };
 }
 
 /** Mean of `values` for the languages of each group. */
@@ -75,12 +77,26 @@ export async function runSweep(gpu: Gpu, opts: {
   for (const variant of opts.variants) {
     const dir = join(opts.base.out, variant.name.replace(/[^A-Za-z0-9.=-]+/g, "_"));
     console.log(`\n== ${variant.name}`);
+    // With --resume, each variant continues from its own folder (when it has a checkpoint).
+    const resume = opts.base.resume === undefined
+      ? undefined
+      : await findCheckpoint(dir).then(() => dir, () => undefined);
     const r = await train(gpu, {
       ...opts.base,
       out: dir,
+      resume,
       sampler: variant.sampler,
       alpha: variant.alpha,
     });
+    if (r.stopped) {
+      return {
+        runs,
+        table: "",
+        groupTable: "",
+        reportPaths: [],
+        stopped: { variant, ...r.stopped },
+      };
+    }
     const enc = await Encoder.load(gpu, dir);
     const report = await evaluateLareqa(
       gpu,

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import { statfsSync } from "node:fs";
 import type { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { configToJson, loadConfig, type XlmrConfig } from "../model/config.ts";
@@ -64,6 +65,13 @@ export interface TrainOptions extends Partial<TrainerOptions> {
   evalEvery?: number;
   evalLimitQuestions?: number;
   quiet?: boolean;
+  /** Keep the newest N `checkpoint-<step>/` folders (default 1). */
+  saveTotalLimit?: number;
+  /**
+   * Graceful stop: once aborted, the run finishes the current step, writes a checkpoint at that
+   * step and returns with `stopped` set (the final model is not written).
+   */
+  stopSignal?: AbortSignal;
 }
 
 /** Called after each read-back with the steps just read. */
@@ -77,6 +85,8 @@ export interface TrainResult {
   pairsPerSecond: number;
   tokensPerSecond: number;
   evals: { step: number; report: unknown }[];
+  /** Set when {@linkcode TrainOptions.stopSignal} ended the run early: the step checkpointed. */
+  stopped?: { step: number; checkpoint: string };
 }
 
 interface TrainerState {
@@ -270,7 +280,9 @@ export async function train(
     trainer.stepCount = state.step;
     startStep = state.step;
     // Keep the logs consistent with the checkpoint: drop lines after its step.
-    for (const path of [metricsPath, batchesPath]) await truncateLog(path, startStep);
+    for (const path of [metricsPath, batchesPath, join(o.out, "eval.jsonl")]) {
+      await truncateLog(path, startStep);
+    }
     log(`resumed from ${resumeDir} at step ${startStep}`);
   } else {
     await writeFileAtomic(metricsPath, "");
@@ -296,7 +308,8 @@ export async function train(
           : `loss (${s.loss}; gradient norm ${s.gradNorm})`;
         throw new Error(
           `non-finite ${what} at step ${s.step}: the GPU skipped that update, training stopped. ` +
-            `The last good checkpoint is in ${join(o.out, "checkpoint")} (if any was saved)`,
+            `The last good checkpoint is the newest ${join(o.out, "checkpoint-<step>")} ` +
+            `(if any was saved)`,
         );
       }
       metricsBuffer.push(JSON.stringify({
@@ -351,6 +364,21 @@ export async function train(
     );
   };
 
+  const checkpoint = (step: number) =>
+    saveCheckpoint(
+      o.out,
+      encoder,
+      trainer,
+      {
+        step,
+        sampler: sampler.state(),
+        options: runOptions,
+        modelFingerprint: fingerprint(config),
+      },
+      o.tokenizer ?? modelDir,
+      o.saveTotalLimit ?? 1,
+    );
+
   log(
     `training ${o.model} on ${data.items.length} items (${data.languages.join(",")}), ` +
       `sampler ${o.sampler}${
@@ -383,7 +411,9 @@ export async function train(
     batchesBuffer.push(JSON.stringify({ ...batchToJson(batch), step }));
 
     const last = step === totalSteps;
-    if (step % o.logEvery === 0 || last || (o.saveEvery && step % o.saveEvery === 0)) {
+    const collected = step % o.logEvery === 0 || last ||
+      (o.saveEvery > 0 && step % o.saveEvery === 0);
+    if (collected) {
       const stats = await trainer.collect();
       await flushLogs(stats);
       const s = stats.at(-1)!;
@@ -404,42 +434,40 @@ export async function train(
         }),
       );
     }
-    if (o.saveEvery && step % o.saveEvery === 0 && !last) {
-      await saveCheckpoint(
-        o.out,
-        encoder,
-        trainer,
-        {
-          step,
-          sampler: sampler.state(),
-          options: runOptions,
-          modelFingerprint: fingerprint(config),
-        },
-        o.model,
-        o.tokenizer,
-      );
-    }
+    let saved: string | null = null;
+    if (o.saveEvery && step % o.saveEvery === 0 && !last) saved = await checkpoint(step);
     if (o.eval && o.evalEvery && step % o.evalEvery === 0 && !last) await runEval(step);
+    if (!last && o.stopSignal?.aborted) {
+      // Graceful stop: this step is complete; its logs and a checkpoint make it resumable.
+      if (!collected) await flushLogs(await trainer.collect());
+      saved ??= await checkpoint(step);
+      trainer.release();
+      encoder.release();
+      const secs = (performance.now() - t0) / 1000;
+      return {
+        steps: step,
+        stats: allStats,
+        outDir: o.out,
+        pairsPerSecond: pairs / secs,
+        tokensPerSecond: tokens / secs,
+        evals,
+        stopped: { step, checkpoint: saved },
+      };
+    }
   }
   const secs = (performance.now() - t0) / 1000;
 
   // Final model: a Hugging Face directory that embed, eval and PyTorch load.
+  ensureFreeSpace(
+    o.out,
+    safetensorsBytes([...encoder.params.byName.values()]),
+    "the final model",
+    `. Free some space and finish with --resume ${o.out}`,
+  );
   await encoder.params.save(join(o.out, "model.safetensors"));
   await writeJsonAtomic(join(o.out, "config.json"), configToJson(config));
   await copyTokenizerFiles(o.tokenizer ?? modelDir, o.out);
-  await saveCheckpoint(
-    o.out,
-    encoder,
-    trainer,
-    {
-      step: totalSteps,
-      sampler: sampler.state(),
-      options: runOptions,
-      modelFingerprint: fingerprint(config),
-    },
-    o.model,
-    o.tokenizer,
-  );
+  await checkpoint(totalSteps);
   if (o.eval) await runEval(totalSteps);
   const result: TrainResult = {
     steps: totalSteps,
@@ -463,51 +491,140 @@ export async function train(
   return result;
 }
 
+/** Free bytes for this user on the file system that holds `dir`; null when it cannot be told. */
+export function freeBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(dir);
+    return Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Writes `out/checkpoint/` atomically: everything goes to a fresh directory that then replaces
- * the old one by rename, so a crash leaves either the old or the new checkpoint complete.
+ * Refuses up front when the file system holding `dir` has fewer than `bytes` free, instead of
+ * failing halfway through a write.
+ */
+export function ensureFreeSpace(dir: string, bytes: number, what: string, hint = ""): void {
+  const free = freeBytes(dir);
+  if (free !== null && free < bytes) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    throw new Error(
+      `no space left for ${what}: it needs ${bytes} bytes (${mib(bytes)}) in ${dir}, but only ` +
+        `${free} bytes (${mib(free)}) are free${hint}`,
+    );
+  }
+}
+
+/** Bytes of a model.safetensors holding these parameters (data plus a generous header bound). */
+function safetensorsBytes(tensors: { shape: readonly number[] }[]): number {
+  return tensors.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1) * 4 + 160, 4096);
+}
+
+/** `checkpoint-<step>` (or a `.old` side copy left by a kill during a same-step replace). */
+const CHECKPOINT_DIR = /^checkpoint-(\d+)(\.old)?$/;
+
+async function isCompleteCheckpoint(dir: string): Promise<boolean> {
+  return await exists(join(dir, "trainer_state.json")) &&
+    await exists(join(dir, "optimizer.safetensors"));
+}
+
+/** The complete `checkpoint-<step>` folders of a run directory, oldest first. */
+export async function listCheckpoints(out: string): Promise<{ step: number; dir: string }[]> {
+  const found: { step: number; dir: string; old: boolean }[] = [];
+  try {
+    for await (const e of Deno.readDir(out)) {
+      const m = e.isDirectory ? CHECKPOINT_DIR.exec(e.name) : null;
+      if (m && await isCompleteCheckpoint(join(out, e.name))) {
+        found.push({ step: Number(m[1]), dir: join(out, e.name), old: m[2] !== undefined });
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  // A side copy only counts when its step has no complete checkpoint of its own.
+  const steps = new Set(found.filter((c) => !c.old).map((c) => c.step));
+  return found.filter((c) => !c.old || !steps.has(c.step))
+    .sort((a, b) => a.step - b.step)
+    .map(({ step, dir }) => ({ step, dir }));
+}
+
+/**
+ * Writes `out/checkpoint-<step>/` atomically: everything goes to a fresh directory that is then
+ * renamed into place, so a crash leaves every earlier checkpoint complete. Free space is checked
+ * against the checkpoint's planned size first; a failed write removes its temporary directory.
+ * Afterwards only the newest `keep` checkpoints remain (and the old single `checkpoint/` layout
+ * is dropped). Returns the checkpoint's path.
  */
 async function saveCheckpoint(
   out: string,
   encoder: Encoder,
   trainer: Trainer,
   state: TrainerState,
-  modelDir: string,
-  tokenizerDir?: string,
-): Promise<void> {
-  const final = join(out, "checkpoint");
+  tokenizerDir: string,
+  keep: number,
+): Promise<string> {
+  const final = join(out, `checkpoint-${state.step}`);
   // Directories left by a run killed mid-write are incomplete by construction: drop them.
   for await (const e of Deno.readDir(out)) {
     if (e.isDirectory && e.name.startsWith("checkpoint.tmp-")) {
       await Deno.remove(join(out, e.name), { recursive: true });
     }
   }
+  const moments = await trainer.readMoments();
   const tmp = join(out, `checkpoint.tmp-${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(tmp, { recursive: true });
-  await encoder.params.save(join(tmp, "model.safetensors"));
-  await writeSafetensors(join(tmp, "optimizer.safetensors"), await trainer.readMoments());
-  await writeJsonAtomic(join(tmp, "config.json"), configToJson(encoder.config));
-  await copyTokenizerFiles(tokenizerDir ?? modelDir, tmp);
-  const sha256: Record<string, string> = {};
-  for (const f of HASHED_FILES) sha256[f] = await sha256File(join(tmp, f));
-  await writeJsonAtomic(join(tmp, "trainer_state.json"), { ...state, sha256 });
-  const old = join(out, "checkpoint.old");
+  try {
+    await writeJsonAtomic(join(tmp, "config.json"), configToJson(encoder.config));
+    await copyTokenizerFiles(tokenizerDir, tmp);
+    const planned = safetensorsBytes([...encoder.params.byName.values()]) +
+      safetensorsBytes(moments) + 65536;
+    ensureFreeSpace(
+      out,
+      planned,
+      `the checkpoint at step ${state.step}`,
+      `. Nothing was lost: free some space and continue with --resume ${out}`,
+    );
+    await encoder.params.save(join(tmp, "model.safetensors"));
+    await writeSafetensors(join(tmp, "optimizer.safetensors"), moments);
+    const sha256: Record<string, string> = {};
+    for (const f of HASHED_FILES) sha256[f] = await sha256File(join(tmp, f));
+    await writeJsonAtomic(join(tmp, "trainer_state.json"), { ...state, sha256 });
+  } catch (e) {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    throw e;
+  }
   if (await exists(final)) {
+    // The same step saved again (a resumed run stopped before its next step): swap via a side
+    // copy that listCheckpoints still accepts if a kill lands between the renames.
+    const old = `${final}.old`;
     await Deno.remove(old, { recursive: true }).catch(() => {});
     await Deno.rename(final, old);
+    await Deno.rename(tmp, final);
+    await Deno.remove(old, { recursive: true });
+  } else {
+    await Deno.rename(tmp, final);
   }
-  await Deno.rename(tmp, final);
-  await Deno.remove(old, { recursive: true }).catch(() => {});
+  const all = await listCheckpoints(out);
+  for (const c of all.slice(0, Math.max(0, all.length - keep))) {
+    await Deno.remove(c.dir, { recursive: true });
+  }
+  for (const legacy of ["checkpoint", "checkpoint.old"]) {
+    await Deno.remove(join(out, legacy), { recursive: true }).catch(() => {});
+  }
+  return final;
 }
 
-/** The complete checkpoint in `dir` (a run directory or the checkpoint itself). */
-async function findCheckpoint(dir: string): Promise<string> {
-  for (const c of [dir, join(dir, "checkpoint"), join(dir, "checkpoint.old")]) {
-    if (
-      await exists(join(c, "trainer_state.json")) && await exists(join(c, "optimizer.safetensors"))
-    ) {
-      return c;
-    }
+/**
+ * The checkpoint to resume from: `dir` itself when it is one, else the newest complete
+ * `checkpoint-<step>/` in it, else the old single-folder layout (`checkpoint/`, `checkpoint.old/`).
+ */
+export async function findCheckpoint(dir: string): Promise<string> {
+  if (await isCompleteCheckpoint(dir)) return dir;
+  const rotated = await listCheckpoints(dir);
+  if (rotated.length > 0) return rotated.at(-1)!.dir;
+  for (const c of [join(dir, "checkpoint"), join(dir, "checkpoint.old")]) {
+    if (await isCompleteCheckpoint(c)) return c;
   }
   throw new Error(
     `--resume ${dir}: no complete checkpoint (trainer_state.json + optimizer.safetensors)`,
@@ -538,5 +655,61 @@ async function readSimilarity(
     return similarityFromJson(JSON.parse(await Deno.readTextFile(path)), langs ?? available);
   } catch (e) {
     throw new Error(`--similarity ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** Options of {@linkcode trainWithAutoResume}. */
+export interface AutoResumeOptions {
+  /** Requests a new adapter and device after a loss (e.g. `() => Gpu.create()`). */
+  createGpu: () => Promise<Gpu>;
+  /** Recoveries before giving up (default 3). */
+  retries?: number;
+  /** Wait before requesting a new device, in ms (default 2000). */
+  waitMs?: number;
+}
+
+/** Whether `gpu`'s device is lost (the `lost` promise settles asynchronously: give it a moment). */
+async function deviceLost(gpu: Gpu, e: unknown): Promise<boolean> {
+  if (/device (is )?lost|device.*destroyed/i.test((e as Error)?.message ?? "")) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const lost = await Promise.race([
+    gpu.device.lost.then(() => true),
+    new Promise<boolean>((r) => timer = setTimeout(() => r(false), 200)),
+  ]);
+  clearTimeout(timer);
+  return lost;
+}
+
+/**
+ * {@linkcode train} that survives a lost GPU device (driver reset, sleep, an unplugged external
+ * GPU): it waits, requests a new adapter and device, reloads the newest checkpoint in `opts.out`
+ * (or starts over when none was written yet) and continues. Resuming replays exactly, so on the
+ * same adapter the run ends byte-identical to an uninterrupted one. Returns the result and the
+ * GPU the run ended on.
+ */
+export async function trainWithAutoResume(
+  gpu: Gpu,
+  opts: TrainOptions,
+  auto: AutoResumeOptions,
+  onSteps?: StepCallback,
+): Promise<TrainResult & { gpu: Gpu; recoveries: number }> {
+  const retries = auto.retries ?? 3;
+  const waitMs = auto.waitMs ?? 2000;
+  let current = gpu;
+  let runOpts = opts;
+  for (let recoveries = 0;; recoveries++) {
+    try {
+      return { ...(await train(current, runOpts, onSteps)), gpu: current, recoveries };
+    } catch (e) {
+      if (recoveries >= retries || !(await deviceLost(current, e))) throw e;
+      const resume = await findCheckpoint(opts.out).then(() => opts.out, () => opts.resume);
+      console.error(
+        `GPU device lost (${(e as Error).message}); waiting ${waitMs} ms, then a new device and ` +
+          `${resume ? `the newest checkpoint in ${resume}` : "a fresh start (no checkpoint yet)"}`,
+      );
+      await new Promise((r) => setTimeout(r, waitMs));
+      current = await auto.createGpu();
+      runOpts = { ...opts, resume };
+    }
   }
 }

@@ -39,6 +39,19 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
+/** Names of the `checkpoint-<step>` folders (with `.old` side copies) in a run directory. */
+async function checkpoints(run: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(run)) {
+      if (e.isDirectory && /^checkpoint-\d+(\.old)?$/.test(e.name)) names.push(e.name);
+    }
+  } catch { /* not created yet */ }
+  return names;
+}
+
+const stepOf = (name: string) => Number(/\d+/.exec(name)![0]);
+
 async function sha(path: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -75,7 +88,7 @@ seededTest(
       exited = true;
       return s;
     });
-    while (!exited && !(await exists(`${dir}/run/checkpoint`))) {
+    while (!exited && (await checkpoints(`${dir}/run`)).length === 0) {
       await new Promise((r) => setTimeout(r, 20));
     }
     const delay = Math.floor(random() * 2500);
@@ -87,13 +100,13 @@ seededTest(
     }
     const st = await status;
     await stderr.catch(() => {});
-    const state = JSON.parse(
-      await Deno.readTextFile(
-        (await exists(`${dir}/run/checkpoint/trainer_state.json`))
-          ? `${dir}/run/checkpoint/trainer_state.json`
-          : `${dir}/run/checkpoint.old/trainer_state.json`,
-      ),
-    );
+    // The newest complete checkpoint (a kill mid-swap can leave only a `.old` side copy).
+    const complete = [];
+    for (const c of await checkpoints(`${dir}/run`)) {
+      if (await exists(`${dir}/run/${c}/trainer_state.json`)) complete.push(c);
+    }
+    const newest = complete.sort((a, b) => stepOf(a) - stepOf(b)).at(-1)!;
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/run/${newest}/trainer_state.json`));
     const leftovers = [...(await snapshot(`${dir}/run`)).keys()].filter((p) => p.includes(".tmp-"));
     console.log(
       `kill seed ${seed}: delay ${delay} ms after the first checkpoint, killed=${killed} ` +
@@ -117,7 +130,8 @@ seededTest(
     equal(metrics.length, refMetrics.length, "one metrics line per step after the resume");
 
     // A flipped byte in the checkpoint's weights is caught by the SHA-256 in trainer_state.json.
-    const ck = `${dir}/run/checkpoint/model.safetensors`;
+    equal((await checkpoints(`${dir}/run`)).join(), `checkpoint-${STEPS}`, "one checkpoint kept");
+    const ck = `${dir}/run/checkpoint-${STEPS}/model.safetensors`;
     const bytes = await Deno.readFile(ck);
     bytes[bytes.length - 3] ^= 0x40;
     await Deno.writeFile(ck, bytes);
@@ -128,7 +142,7 @@ seededTest(
       `${dir}/run`,
     ]);
     notEqual(bad.code, 0);
-    match(bad.stderr, /checkpoint\/model\.safetensors is corrupt: its SHA-256 is [0-9a-f]{64}/);
+    match(bad.stderr, /checkpoint-8\/model\.safetensors is corrupt: its SHA-256 is [0-9a-f]{64}/);
     const after = await snapshot(`${dir}/run`);
     ok(
       [...before].every(([p, v]) => after.get(p) === v) && after.size === before.size,

@@ -48,7 +48,7 @@ gpuTest("a run killed after a checkpoint resumes to the same parameters and logs
     /simulated crash/,
   );
   const state = JSON.parse(
-    await Deno.readTextFile(join(root, "interrupted/checkpoint/trainer_state.json")),
+    await Deno.readTextFile(join(root, "interrupted/checkpoint-4/trainer_state.json")),
   );
   deepEqual(state.step, 4);
   await train(gpu, {
