@@ -1,7 +1,9 @@
 /**
- * `embed --model DIR --input IN.jsonl --out OUT.safetensors [--pooling cls|mean|pooler]
- * [--max-length N] [--batch-size N] [--tokenizer DIR] [--dtype f32|f16]`: one F32 tensor `embeddings`
- * [lines, hidden], not normalised, in input order.
+ * `embed --model DIR|ORG/NAME[@REV] --input IN.jsonl --out OUT.safetensors [--pooling cls|mean|pooler]
+ * [--max-length N] [--batch-size N] [--tokenizer DIR] [--dtype f32|f16] [--prefix P]
+ * [--prompt-name query|passage]`: one F32 tensor `embeddings` [lines, hidden], not normalised, in
+ * input order. Text lines get `--prefix`, else the model folder's recorded prompt named by
+ * `--prompt-name` (else its `default_prompt_name`, as sentence-transformers does), else none.
  * @module
  */
 import { choiceFlag, numberFlag, parseFlags, required } from "./flags.ts";
@@ -10,6 +12,8 @@ import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { type EmbedInput, Encoder } from "../model/encoder.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
+import { resolveModel } from "../model/hub.ts";
+import { printAdapter, readRunPrompts } from "./provenance.ts";
 
 /** Runs the `embed` command. */
 export async function embedCommand(args: string[]): Promise<void> {
@@ -23,14 +27,26 @@ export async function embedCommand(args: string[]): Promise<void> {
     tokenizer: { type: "string" },
     "max-memory": { type: "string" },
     dtype: { type: "string" },
+    prefix: { type: "string" },
+    "prompt-name": { type: "string" },
   });
-  const modelDir = required("embed", f, "model");
+  const modelSpec = required("embed", f, "model");
   const input = required("embed", f, "input");
   const out = required("embed", f, "out");
   const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
   const maxLength = numberFlag(f, "max-length", { integer: true, min: 2 }) ?? 512;
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
+  const promptName = choiceFlag(f, "prompt-name", ["query", "passage"] as const);
   const rows = await readJsonl(input);
+  const modelSrc = await resolveModel(modelSpec);
+  const modelDir = modelSrc.dir;
+  const recorded = await readRunPrompts(modelDir);
+  const name = promptName ?? recorded.defaultName;
+  if (promptName && recorded[promptName] === undefined && f.prefix === undefined) {
+    throw new Error(`--prompt-name ${promptName}: ${modelSpec} records no "${promptName}" prompt`);
+  }
+  const prefix = (f.prefix as string | undefined) ?? (name ? recorded[name] : undefined) ?? "";
+  if (prefix) console.error(`prefix: ${JSON.stringify(prefix)}`);
   const inputs: EmbedInput[] = rows.map(({ line, value }) => {
     if (Array.isArray(value.input_ids)) {
       const ids = value.input_ids;
@@ -39,7 +55,7 @@ export async function embedCommand(args: string[]): Promise<void> {
       }
       return { inputIds: ids as number[] };
     }
-    if (typeof value.text === "string") return { text: value.text };
+    if (typeof value.text === "string") return { text: prefix + value.text };
     throw new Error(`${input}:${line}: expected "text" (string) or "input_ids" (array)`);
   });
   if (typeof f["max-memory"] === "string") {
@@ -50,6 +66,7 @@ export async function embedCommand(args: string[]): Promise<void> {
     });
   }
   const gpu = await Gpu.create();
+  printAdapter(gpu, (s) => console.error(s));
   const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined, {
     dtype: choiceFlag(f, "dtype", ["f32", "f16"] as const),
   });
@@ -76,7 +93,12 @@ export async function embedCommand(args: string[]): Promise<void> {
     name: "embeddings",
     shape: [inputs.length, encoder.config.hiddenSize],
     data: emb,
-  }]);
+  }], {
+    model: modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSpec,
+    pooling,
+    max_length: String(maxLength),
+    prefix,
+  });
   console.error(
     `embedded ${inputs.length} lines in ${secs.toFixed(2)} s ` +
       `(${(inputs.length / secs).toFixed(1)} embeddings/s) → ${out}`,

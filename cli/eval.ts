@@ -1,7 +1,8 @@
 /**
- * `eval --model DIR --dataset DIR --out FILE.json [--langs ar,de,…] [--pooling cls|mean]
- * [--max-length N] [--candidate sentence|sentence+context] [--batch-size N]
- * [--limit-questions N] [--report DIR] [--format lareqa|beir]`.
+ * `eval --model DIR|ORG/NAME[@REV] --dataset DIR|xquad-r|mlqa-r --out FILE.json [--langs ar,de,…]
+ * [--pooling cls|mean] [--max-length N] [--candidate sentence|sentence+context] [--batch-size N]
+ * [--limit-questions N] [--report DIR] [--query-prefix P] [--passage-prefix P]`. The JSON and
+ * the reports record their provenance (model, dataset, engine, adapter, options).
  * @module
  */
 import { join } from "node:path";
@@ -14,6 +15,16 @@ import { evaluateBeir, evaluateLareqa } from "../eval/retrieval.ts";
 import { loadLareqa } from "../eval/lareqa.ts";
 import { loadBeir } from "../eval/beir.ts";
 import { writeReportDir } from "../eval/report.ts";
+import { resolveModel } from "../model/hub.ts";
+import { resolveDataset } from "../eval/named_datasets.ts";
+import {
+  addProvenanceToReports,
+  datasetProvenance,
+  engineInfo,
+  modelProvenance,
+  printAdapter,
+  readRunPrompts,
+} from "./provenance.ts";
 
 async function isBeir(dir: string): Promise<boolean> {
   try {
@@ -41,9 +52,11 @@ export async function evalCommand(args: string[]): Promise<void> {
     tokenizer: { type: "string" },
     "max-memory": { type: "string" },
     dtype: { type: "string" },
+    "query-prefix": { type: "string" },
+    "passage-prefix": { type: "string" },
   });
-  const modelDir = required("eval", f, "model");
-  const dataset = required("eval", f, "dataset");
+  const modelSpec = required("eval", f, "model");
+  const datasetSpec = required("eval", f, "dataset");
   const out = required("eval", f, "out");
   const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
   const maxLength = numberFlag(f, "max-length", { integer: true, min: 3 }) ?? 512;
@@ -57,9 +70,20 @@ export async function evalCommand(args: string[]): Promise<void> {
     blockSize: numberFlag(f, "block-size", { integer: true, min: 1 }),
     onProgress: (m: string) => console.error(m),
   };
-  // Load and validate the data before touching the GPU.
-  const beir = await isBeir(dataset);
+  // Resolve names (Hub ids, named datasets), load and validate the data before touching the GPU.
+  const beir = await isBeir(datasetSpec);
+  const dsSrc = beir ? null : await resolveDataset(datasetSpec, { langs: opts.langs });
+  const dataset = dsSrc?.dir ?? datasetSpec;
   const set = beir ? await loadBeir(dataset) : await loadLareqa(dataset, opts);
+  const modelSrc = await resolveModel(modelSpec);
+  const modelDir = modelSrc.dir;
+  const tokenizerDir = typeof f.tokenizer === "string"
+    ? (await resolveModel(f.tokenizer, { files: "tokenizer" })).dir
+    : undefined;
+  // Prompts: the flags, else what the model folder records (a run's training prefixes).
+  const recorded = await readRunPrompts(modelDir);
+  const queryPrefix = (f["query-prefix"] as string | undefined) ?? recorded.query ?? "";
+  const passagePrefix = (f["passage-prefix"] as string | undefined) ?? recorded.passage ?? "";
   if (typeof f["max-memory"] === "string") {
     await checkMemoryBudget("eval", modelDir, {
       budget: parseBytes(f["max-memory"]),
@@ -68,21 +92,44 @@ export async function evalCommand(args: string[]): Promise<void> {
     });
   }
   const gpu = await Gpu.create();
-  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined, {
-    dtype: choiceFlag(f, "dtype", ["f32", "f16"] as const),
-  });
-  const embed = (items: { text: string; pair?: string }[]) =>
-    encoder.embed(items.map((x) => ({ text: x.text, pair: x.pair })), {
+  const adapter = printAdapter(gpu, (s) => console.error(s));
+  const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
+  const encoder = await Encoder.load(gpu, modelDir, tokenizerDir, { dtype });
+  const embed = (items: { text: string; pair?: string }[], role?: "query" | "passage") => {
+    const prefix = role === "query" ? queryPrefix : role === "passage" ? passagePrefix : "";
+    return encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
       pooling,
       maxLength,
       batchSize,
     });
+  };
   const t0 = performance.now();
   const report = beir
     ? await evaluateBeir(gpu, set as Awaited<ReturnType<typeof loadBeir>>, embed, opts)
     : await evaluateLareqa(gpu, set as Awaited<ReturnType<typeof loadLareqa>>, embed, opts);
   const secs = (performance.now() - t0) / 1000;
-  await writeJsonAtomic(out, report);
+  const provenance = {
+    model: { spec: modelSpec, ...(await modelProvenance(modelSrc)) },
+    dataset: beir
+      ? { name: datasetSpec, dir: datasetSpec }
+      : await datasetProvenance(dsSrc!, (report as { languages: string[] }).languages),
+    engine: await engineInfo(),
+    adapter,
+    options: {
+      pooling,
+      max_length: maxLength,
+      batch_size: batchSize,
+      candidate,
+      langs: opts.langs ?? null,
+      limit_questions: opts.limitQuestions ?? null,
+      query_prefix: queryPrefix,
+      passage_prefix: passagePrefix,
+      dtype: dtype ?? "f32",
+      tokenizer: f.tokenizer ?? null,
+    },
+    argv: ["eval", ...args],
+  };
+  await writeJsonAtomic(out, { ...report, provenance });
   if (!beir) {
     const m = (report as { map: Record<string, number> }).map;
     console.log(
@@ -90,10 +137,13 @@ export async function evalCommand(args: string[]): Promise<void> {
         `multi ${m.multilingual.toFixed(4)} (${secs.toFixed(1)} s) → ${out}`,
     );
     if (typeof f.report === "string") {
-      const paths = await writeReportDir(f.report, [{
-        name: modelDir,
-        report: report as Awaited<ReturnType<typeof evaluateLareqa>>,
-      }]);
+      const paths = await addProvenanceToReports(
+        await writeReportDir(f.report, [{
+          name: modelSpec,
+          report: report as Awaited<ReturnType<typeof evaluateLareqa>>,
+        }]),
+        provenance,
+      );
       console.log(`report: ${paths.join(", ")}`);
     }
   } else {

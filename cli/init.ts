@@ -1,5 +1,6 @@
 /**
- * `init --out DIR --config tiny|base|large|FILE.json [--tokenizer DIR] [--seed N] [--vocab-size N]`:
+ * `init --out DIR --config tiny|base|large|FILE.json [--tokenizer DIR|ORG/NAME[@REV]] [--seed N]
+ * [--vocab-size N]`:
  * writes a randomly initialised Hugging Face-format model directory.
  * @module
  */
@@ -8,6 +9,7 @@ import { configToJson, parseConfig, presetConfig, type XlmrConfig } from "../mod
 import { readTextStrict } from "../training/data.ts";
 import { initModelDir } from "../model/init.ts";
 import { XlmrTokenizer } from "../model/tokenizer.ts";
+import { resolveModelDir } from "../model/hub.ts";
 
 /** Runs the `init` command. */
 export async function initCommand(args: string[]): Promise<void> {
@@ -22,8 +24,12 @@ export async function initCommand(args: string[]): Promise<void> {
   const name = required("init", f, "config");
   const seed = numberFlag(f, "seed", { integer: true, min: 0 }) ?? 0;
   let vocabSize = numberFlag(f, "vocab-size", { integer: true, min: 4 });
-  if (f.tokenizer && vocabSize === undefined) {
-    vocabSize = (await XlmrTokenizer.fromDir(String(f.tokenizer))).vocabSize;
+  // A folder, or a Hub id whose tokenizer files are fetched into the Hugging Face cache.
+  const tokenizerDir = typeof f.tokenizer === "string" && f.tokenizer !== ""
+    ? await resolveModelDir(f.tokenizer, { files: "tokenizer" })
+    : undefined;
+  if (tokenizerDir && vocabSize === undefined) {
+    vocabSize = (await XlmrTokenizer.fromDir(tokenizerDir)).vocabSize;
   }
   let config: XlmrConfig;
   if (name === "tiny" || name === "base" || name === "large") {
@@ -43,7 +49,7 @@ export async function initCommand(args: string[]): Promise<void> {
     choiceFlag({ config: name }, "config", ["tiny", "base", "large", "FILE.json"]);
     throw new UsageError("unreachable");
   }
-  await initModelDir(out, config, { seed, tokenizerDir: f.tokenizer as string | undefined });
+  await initModelDir(out, config, { seed, tokenizerDir });
   console.log(
     `wrote ${out}: hidden ${config.hiddenSize}, ${config.numLayers} layers, vocab ${config.vocabSize}`,
   );

@@ -33,9 +33,13 @@ import {
 
 /**
  * Embeds a batch of texts (or text pairs, encoded as the model's sentence pair) and returns
- * `[n, H]` row-major, not normalised.
+ * `[n, H]` row-major, not normalised. `role` says whether the batch holds queries or passages
+ * (candidates, documents), so that a model's query/passage prompts can be applied.
  */
-export type EmbedFn = (items: { text: string; pair?: string }[]) => Promise<Float32Array>;
+export type EmbedFn = (
+  items: { text: string; pair?: string }[],
+  role?: "query" | "passage",
+) => Promise<Float32Array>;
 
 /** recall@1 and recall@10 of one setting. */
 export interface RecallPair {
@@ -111,9 +115,10 @@ export async function embedNormalised(
   embed: EmbedFn,
   items: { text: string; pair?: string }[],
   what: string,
+  role?: "query" | "passage",
 ): Promise<{ data: Float32Array; dim: number }> {
   if (items.length === 0) return { data: new Float32Array(0), dim: 0 };
-  const out = await embed(items);
+  const out = await embed(items, role);
   if (!(out instanceof Float32Array) || out.length === 0 || out.length % items.length !== 0) {
     throw new RangeError(
       `embed(${what}): expected a Float32Array of ${items.length} × H values, got ` +
@@ -208,6 +213,7 @@ export async function evaluateLareqa(
       embed,
       lang.questions.map((q) => ({ text: q.text })),
       `${l} questions`,
+      "query",
     );
     checkDim(qe.dim, `${l} questions`);
     qParts.push(qe.data);
@@ -216,7 +222,7 @@ export async function evaluateLareqa(
     const items = cands.map((c) =>
       candidateMode === "sentence" ? { text: c.text } : { text: c.text, pair: c.context }
     );
-    const ce = await embedNormalised(embed, items, `${l} candidates`);
+    const ce = await embedNormalised(embed, items, `${l} candidates`, "passage");
     if (ce.dim > 0) checkDim(ce.dim, `${l} candidates`);
     cParts.push(ce.data);
   }
@@ -375,14 +381,19 @@ export async function evaluateBeir(
   const progress = opts.onProgress ?? (() => {});
   const t0 = performance.now();
   progress(`embedding ${set.queries.length} queries`);
-  const qe = await embedNormalised(embed, set.queries.map((q) => ({ text: q.text })), "queries");
+  const qe = await embedNormalised(
+    embed,
+    set.queries.map((q) => ({ text: q.text })),
+    "queries",
+    "query",
+  );
   progress(`embedding ${set.corpus.length} documents`);
   const docs = set.corpus.map((d) =>
     opts.titleAsPair && d.title
       ? { text: d.title, pair: d.text }
       : { text: d.title ? `${d.title} ${d.text}` : d.text }
   );
-  const ce = await embedNormalised(embed, docs, "corpus");
+  const ce = await embedNormalised(embed, docs, "corpus", "passage");
   if (qe.dim !== ce.dim) {
     throw new RangeError(`evaluateBeir: query width ${qe.dim} differs from corpus ${ce.dim}`);
   }
