@@ -34,6 +34,10 @@ const COMMANDS: Record<
     help: "--model DIR --dataset DIR --out FILE.json [--langs …] [--limit-questions N]",
     run: async () => (await import("./cli/eval.ts")).evalCommand,
   },
+  mine: {
+    help: "hard negatives: --model DIR --train DATA --out OUT.jsonl [--negatives N] …",
+    run: async () => (await import("./cli/mine.ts")).mineCommand,
+  },
   sweep: {
     help: "train with several α or samplers and write one comparison report",
     run: async () => (await import("./cli/sweep.ts")).sweepCommand,
