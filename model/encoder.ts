@@ -1,9 +1,17 @@
 /**
  * Text (or token ids) in, embeddings out: a model directory opened as config + weights +
- * tokenizer, with length-sorted batching so that padding stays small.
+ * tokenizer, with length-sorted batching so that padding stays small. A sentence-transformers
+ * folder (modules.json) also brings its pooling, Dense layers and Normalize, which `embed` applies
+ * when no pooling is asked for, computing what `SentenceTransformer(dir).encode` computes.
  * @module
  */
+import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+import { linear } from "../kernels/matmul.ts";
+import { tanh } from "../kernels/gelu.ts";
+import { l2Normalize } from "../kernels/l2_norm.ts";
+import { readSentenceTransformers, type StFolder } from "./sentence_transformers.ts";
 import { loadConfig, maxSequenceLength, type XlmrConfig } from "./config.ts";
 import { hasTokenizerFiles, loadTokenizer, type TextTokenizer } from "./text_tokenizer.ts";
 import { XlmrParams } from "./params.ts";
@@ -22,7 +30,12 @@ export type EmbedInput = { text: string; pair?: string } | {
 
 /** Options of {@linkcode Encoder.embed}. */
 export interface EmbedOptions {
+  /**
+   * The transformer's output pooled this way (no Dense, no Normalize). Unset: a
+   * sentence-transformers folder's own pipeline, else "cls".
+   */
   pooling?: Pooling;
+  /** Tokens per input. Unset: a sentence-transformers folder's max_seq_length, else 512. */
   maxLength?: number;
   batchSize?: number;
   /** Called after each batch with (done, total). */
@@ -45,11 +58,61 @@ export class Encoder {
   /** Where the weights came from (a folder, or a Hub id resolved to a commit); set by `load`. */
   source?: ModelSource;
 
+  /** A sentence-transformers folder's Dense layers on the GPU, in order. */
+  readonly dense: { w: Tensor; b: Tensor | null; tanh: boolean; out: number }[];
+
   constructor(
     readonly params: XlmrParams,
     readonly tokenizer: TextTokenizer | null,
+    /** The sentence-transformers pipeline when the model folder is one, else null. */
+    readonly st: StFolder | null = null,
   ) {
     this.model = new XlmrModel(params);
+    const gpu = params.gpu;
+    if (st?.dense[0] && st.dense[0].inFeatures !== params.config.hiddenSize) {
+      throw new Error(
+        `the first Dense layer takes ${st.dense[0].inFeatures} features but the transformer ` +
+          `gives ${params.config.hiddenSize}`,
+      );
+    }
+    this.dense = (st?.dense ?? []).map((d) => ({
+      w: gpu.fromArray(d.weight, [d.outFeatures, d.inFeatures], "f32", "st.dense.w"),
+      b: d.bias ? gpu.fromArray(d.bias, [d.outFeatures], "f32", "st.dense.b") : null,
+      tanh: d.activation === "tanh",
+      out: d.outFeatures,
+    }));
+  }
+
+  /**
+   * Width of {@link embed}'s vectors: the last Dense layer's output when the
+   * sentence-transformers pipeline runs (`pooling` unset), else the hidden size.
+   */
+  embeddingDim(pooling?: Pooling): number {
+    return pooling === undefined && this.dense.length > 0
+      ? this.dense[this.dense.length - 1].out
+      : this.config.hiddenSize;
+  }
+
+  /** Dense layers and Normalize of the sentence-transformers pipeline on pooled rows. */
+  private stHead(pooled: Tensor): Tensor {
+    const gpu = this.params.gpu;
+    let x = pooled;
+    for (const d of this.dense) {
+      const y = linear(gpu, x, d.w, d.b);
+      gpu.release(x);
+      x = y;
+      if (d.tanh) {
+        const t = tanh(gpu, x);
+        gpu.release(x);
+        x = t;
+      }
+    }
+    if (this.st?.normalize) {
+      const { y, norm } = l2Normalize(gpu, x);
+      gpu.release(x, norm);
+      x = y;
+    }
+    return x;
   }
 
   /** The model's configuration. */
@@ -72,6 +135,9 @@ export class Encoder {
   ): Promise<Encoder> {
     const source = await resolveModel(dir, opts.hub);
     dir = source.dir;
+    // A sentence-transformers folder: the transformer lives in its first module's folder.
+    const st = await readSentenceTransformers(dir);
+    if (st) dir = join(dir, st.transformerPath);
     if (tokenizerDir) {
       tokenizerDir = (await resolveModel(tokenizerDir, { ...opts.hub, files: "tokenizer" })).dir;
     }
@@ -93,7 +159,7 @@ export class Encoder {
     }
     const params = await XlmrParams.load(gpu, dir, config);
     if (opts.dtype === "f16") params.toF16LinearWeights();
-    const encoder = new Encoder(params, tokenizer);
+    const encoder = new Encoder(params, tokenizer, st);
     encoder.source = source;
     return encoder;
   }
@@ -114,17 +180,24 @@ export class Encoder {
     if (!this.tokenizer) {
       throw new Error("this model has no tokenizer files: give input_ids or --tokenizer DIR");
     }
+    // sentence_bert_config.json's do_lower_case: the Transformer module lowercases texts first.
+    const lower = (t: string) => (this.st?.lowercase ? t.toLowerCase() : t);
     return input.pair !== undefined
-      ? this.tokenizer.encodePairWithTypes(input.text, input.pair, maxLength)
-      : { ids: this.tokenizer.encode(input.text, maxLength) };
+      ? this.tokenizer.encodePairWithTypes(lower(input.text), lower(input.pair), maxLength)
+      : { ids: this.tokenizer.encode(lower(input.text), maxLength) };
   }
 
-  /** Embeddings [n, hidden] (row-major, not normalised) in input order. */
+  /**
+   * Embeddings [n, {@link embeddingDim}] (row-major) in input order: the pooled transformer
+   * output (not normalised), or with `pooling` unset on a sentence-transformers folder, its
+   * pipeline's output.
+   */
   async embed(inputs: EmbedInput[], opts: EmbedOptions = {}): Promise<Float32Array> {
-    const pooling = opts.pooling ?? "cls";
-    const maxLength = Math.min(opts.maxLength ?? 512, this.maxSequence);
+    const st = opts.pooling === undefined ? this.st : null;
+    const pooling = st ? st.pooling : opts.pooling ?? "cls";
+    const maxLength = Math.min(opts.maxLength ?? this.st?.maxSeqLength ?? 512, this.maxSequence);
     const batchSize = opts.batchSize ?? 64;
-    const H = this.config.hiddenSize;
+    const H = this.embeddingDim(opts.pooling);
     const typed = inputs.map((x) => this.typedIds(x, maxLength));
     const seqs = typed.map((x) => x.ids);
     // Sort by length so each batch pads little; results go back to input order.
@@ -142,7 +215,8 @@ export class Encoder {
           this.config,
           idx.map((i) => typed[i].typeIds),
         );
-        pending.push({ idx, t: this.model.forward(batch, pooling).pooled });
+        const pooled = this.model.forward(batch, pooling).pooled;
+        pending.push({ idx, t: st ? this.stHead(pooled) : pooled });
       }
       const values = await gpu.readMany(pending.map((p) => p.t));
       pending.forEach((p, j) => {
@@ -157,5 +231,6 @@ export class Encoder {
   /** Frees the parameters. */
   release(): void {
     this.params.release();
+    for (const d of this.dense) this.params.gpu.release(d.w, ...(d.b ? [d.b] : []));
   }
 }
