@@ -1,0 +1,255 @@
+/**
+ * Faults during long runs, in process: checkpoint rotation (`--save-total-limit`), the old
+ * single-folder layout still resuming, eval.jsonl truncated on resume, a disk that fills up
+ * mid-run (a real tmpfs) and a GPU device lost mid-run (`trainWithAutoResume`): each ends
+ * byte-identical to an uninterrupted run.
+ */
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { presetConfig } from "../../model/config.ts";
+import { initModelDir } from "../../model/init.ts";
+import { Gpu } from "../../kernels/runtime.ts";
+import {
+  listCheckpoints,
+  train,
+  type TrainOptions,
+  trainWithAutoResume,
+} from "../../training/train.ts";
+import { gpuTest } from "../_helpers.ts";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
+const TOKENIZER = join(FIXTURES, "tokenizer");
+const PAIRS = join(FIXTURES, "xlmr-tiny/pairs.jsonl");
+
+async function tinyModel(dir: string): Promise<string> {
+  const config = presetConfig("tiny", {
+    vocabSize: 16002,
+    hiddenSize: 32,
+    numLayers: 1,
+    numHeads: 2,
+    intermediateSize: 64,
+    maxPositions: 42,
+  });
+  await initModelDir(dir, config, { seed: 3, tokenizerDir: TOKENIZER });
+  return dir;
+}
+
+function common(model: string): Omit<TrainOptions, "out"> {
+  return {
+    model,
+    train: PAIRS,
+    steps: 12,
+    batchSize: 4,
+    lr: 1e-3,
+    maxLength: 16,
+    saveEvery: 4,
+    logEvery: 1,
+    seed: 9,
+    quiet: true,
+  };
+}
+
+async function assertSameRun(run: string, ref: string, logs = ["metrics.jsonl", "batches.jsonl"]) {
+  const a = await Deno.readFile(join(ref, "model.safetensors"));
+  const b = await Deno.readFile(join(run, "model.safetensors"));
+  ok(a.length === b.length && a.every((v, i) => v === b[i]), `${run}: weights differ`);
+  for (const log of logs) {
+    equal(
+      await Deno.readTextFile(join(run, log)),
+      await Deno.readTextFile(join(ref, log)),
+      `${run}: ${log} differs`,
+    );
+  }
+}
+
+const names = async (dir: string) =>
+  (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).filter((n) =>
+    n.startsWith("checkpoint")
+  ).sort();
+
+gpuTest("--save-total-limit keeps exactly the newest N checkpoint-<step> folders", async (gpu) => {
+  const root = await Deno.makeTempDir();
+  const model = await tinyModel(join(root, "init"));
+  const opts = { ...common(model), steps: 10, saveEvery: 2 };
+  await train(gpu, { ...opts, out: join(root, "one") });
+  deepEqual(await names(join(root, "one")), ["checkpoint-10"], "default: the newest only");
+  await train(gpu, { ...opts, out: join(root, "three"), saveTotalLimit: 3 });
+  deepEqual(await names(join(root, "three")), ["checkpoint-10", "checkpoint-6", "checkpoint-8"]);
+  deepEqual((await listCheckpoints(join(root, "three"))).map((c) => c.step), [6, 8, 10]);
+
+  // The old single-folder layout (`checkpoint/`) of earlier runs still resumes; the next save
+  // replaces it by the rotated layout.
+  const legacy = join(root, "legacy");
+  await rejects(
+    train(gpu, { ...opts, out: legacy }, (s) => {
+      if (s.some((x) => x.step === 7)) throw new Error("simulated crash");
+    }),
+    /simulated crash/,
+  );
+  await Deno.rename(join(legacy, "checkpoint-6"), join(legacy, "checkpoint"));
+  await train(gpu, { ...opts, out: legacy, resume: legacy });
+  deepEqual(await names(legacy), ["checkpoint-10"]);
+  await assertSameRun(legacy, join(root, "one"));
+  await Deno.remove(root, { recursive: true });
+});
+
+gpuTest("eval.jsonl lines past the resumed step are dropped on resume", async (gpu) => {
+  const root = await Deno.makeTempDir();
+  const model = await tinyModel(join(root, "init"));
+  const opts = {
+    ...common(model),
+    steps: 8,
+    eval: join(FIXTURES, "xquad-r"),
+    evalEvery: 2,
+    evalLimitQuestions: 4,
+  };
+  await train(gpu, { ...opts, out: join(root, "ref") });
+  const run = join(root, "run");
+  await rejects(
+    train(gpu, { ...opts, out: run }, (s) => {
+      if (s.some((x) => x.step === 7)) throw new Error("simulated crash");
+    }),
+    /simulated crash/,
+  );
+  const steps = async (dir: string) =>
+    (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) =>
+      JSON.parse(l).step
+    );
+  deepEqual(await steps(run), [2, 4, 6], "the eval at step 6 was written before the crash");
+  await train(gpu, { ...opts, out: run, resume: run });
+  deepEqual(await steps(run), [2, 4, 6, 8]);
+  await assertSameRun(run, join(root, "ref"));
+  // Same reports, line for line, apart from the wall-clock timings.
+  const reports = async (dir: string) =>
+    (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) => {
+      const { timing: _, ...report } = JSON.parse(l);
+      return report;
+    });
+  deepEqual(await reports(run), await reports(join(root, "ref")));
+  await Deno.remove(root, { recursive: true });
+});
+
+/** Mounts a tmpfs of `bytes` at a fresh directory; null when mounting is not permitted. */
+async function tmpfs(bytes: number, extra = ""): Promise<string | null> {
+  const dir = await Deno.makeTempDir({ prefix: "faults_tmpfs_" });
+  const r = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${bytes}${extra}`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => ({ success: false }));
+  if (!r.success) {
+    await Deno.remove(dir);
+    return null;
+  }
+  return dir;
+}
+
+async function umount(dir: string): Promise<void> {
+  await new Deno.Command("umount", { args: [dir] }).output();
+  await Deno.remove(dir, { recursive: true });
+}
+
+gpuTest(
+  "a disk that fills up mid-run: the checkpoint is refused with the bytes needed, nothing is lost, resume is byte-identical",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"));
+    await train(gpu, { ...common(model), out: join(root, "ref") });
+    const disk = await tmpfs(32 << 20);
+    if (!disk) {
+      console.log("mount -t tmpfs is not permitted here: skipped");
+      await Deno.remove(root, { recursive: true });
+      return;
+    }
+    try {
+      const run = join(disk, "run");
+      const ballast = join(disk, "ballast");
+      // After the checkpoint of step 4, something else fills the disk up to 1 MiB.
+      const fill = async () => {
+        const { statfsSync } = await import("node:fs");
+        const s = statfsSync(disk);
+        const free = Number(s.bavail) * Number(s.bsize);
+        await Deno.writeFile(ballast, new Uint8Array(free - (1 << 20)));
+      };
+      const err = await train(gpu, { ...common(model), out: run }, async (s) => {
+        if (s.some((x) => x.step === 5)) await fill();
+      }).then(() => null, (e: Error) => e);
+      ok(err, "the run must fail");
+      match(
+        err.message,
+        new RegExp(
+          `no space left for the checkpoint at step 8: it needs \\d+ bytes \\([\\d.]+ MiB\\) in ` +
+            `${run}, but only \\d+ bytes \\([\\d.]+ MiB\\) are free. Nothing was lost: free some ` +
+            `space and continue with --resume ${run}`,
+        ),
+      );
+      deepEqual(await names(run), ["checkpoint-4"], "no half-written checkpoint is left");
+      await Deno.remove(ballast);
+      await train(gpu, { ...common(model), out: run, resume: run });
+      await assertSameRun(run, join(root, "ref"));
+    } finally {
+      await umount(disk);
+    }
+
+    // A write that fails halfway although the space check passed (here: the file system runs
+    // out of inodes): the temporary checkpoint folder is removed, the previous one kept.
+    const small = await tmpfs(32 << 20, ",nr_inodes=64");
+    ok(small);
+    try {
+      const run = join(small, "run");
+      const fill = async () => {
+        for (let i = 0;; i++) {
+          try {
+            await Deno.writeFile(join(small, `inode-${i}`), new Uint8Array());
+          } catch {
+            break;
+          }
+        }
+        await Deno.remove(join(small, "inode-0")); // room for the tmp folder only
+      };
+      const err = await train(gpu, { ...common(model), out: run }, async (s) => {
+        if (s.some((x) => x.step === 5)) await fill();
+      }).then(() => null, (e: Error) => e);
+      ok(err);
+      match(err.message, /No space left on device/);
+      deepEqual(await names(run), ["checkpoint-4"], "the temporary checkpoint folder is removed");
+      for await (const e of Deno.readDir(small)) {
+        if (e.name.startsWith("inode-")) await Deno.remove(join(small, e.name));
+      }
+      await train(gpu, { ...common(model), out: run, resume: run });
+      await assertSameRun(run, join(root, "ref"));
+    } finally {
+      await umount(small);
+    }
+    await Deno.remove(root, { recursive: true });
+  },
+);
+
+gpuTest(
+  "a GPU device lost mid-run: --auto-resume gets a new device, reloads the checkpoint and ends byte-identical",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"));
+    await train(gpu, { ...common(model), out: join(root, "ref") });
+    const first = await Gpu.create();
+    let destroyed = false;
+    const r = await trainWithAutoResume(
+      first,
+      { ...common(model), out: join(root, "run") },
+      { createGpu: () => Gpu.create(), waitMs: 10 },
+      (s) => {
+        if (!destroyed && s.some((x) => x.step === 6)) {
+          destroyed = true;
+          first.device.destroy();
+        }
+      },
+    );
+    ok(destroyed);
+    equal(r.recoveries, 1);
+    ok(r.gpu !== first, "a new device");
+    await assertSameRun(join(root, "run"), join(root, "ref"));
+    r.gpu.destroy();
+    await Deno.remove(root, { recursive: true });
+  },
+);
