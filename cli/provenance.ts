@@ -121,8 +121,8 @@ export async function datasetProvenance(
 
 /**
  * The prompts a model folder records: `config_sentence_transformers.json` (`prompts.query` /
- * `prompts.passage`), else a training run's `train_summary.json` (`options.query_prefix` /
- * `options.passage_prefix`). Empty when none.
+ * `prompts.passage`), else a training run's `train_summary.json` (`options.queryPrefix` /
+ * `options.passagePrefix`). Empty when none.
  */
 export async function readRunPrompts(
   dir: string,
@@ -144,9 +144,10 @@ export async function readRunPrompts(
   try {
     const sum = JSON.parse(await Deno.readTextFile(join(dir, "train_summary.json")));
     const o = sum?.options ?? {};
+    const q = o.queryPrefix ?? o.query_prefix, p = o.passagePrefix ?? o.passage_prefix;
     return {
-      query: typeof o.query_prefix === "string" ? o.query_prefix : undefined,
-      passage: typeof o.passage_prefix === "string" ? o.passage_prefix : undefined,
+      query: typeof q === "string" ? q : undefined,
+      passage: typeof p === "string" ? p : undefined,
     };
   } catch {
     return {};

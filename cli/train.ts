@@ -9,6 +9,10 @@ import { train, type TrainOptions, trainWithAutoResume } from "../training/train
 import { GracefulStop } from "./signals.ts";
 import { parseAlphaSchedule } from "../training/sampler.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
+import { guardRunDir, RunExistsError, RunLockedError } from "../training/run_guard.ts";
+import { resolveModel, resolveModelDir } from "../model/hub.ts";
+import { writeJsonAtomic } from "../model/atomic_write.ts";
+import { engineInfo, modelProvenance, printAdapter } from "./provenance.ts";
 
 /** Flags of `train`, shared with `sweep`. */
 export const TRAIN_FLAGS = {
@@ -50,6 +54,7 @@ export const TRAIN_FLAGS = {
   checkpointing: { type: "boolean" },
   "save-total-limit": { type: "string" },
   "auto-resume": { type: "boolean" },
+  overwrite: { type: "boolean" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -107,6 +112,12 @@ export function trainOptionsFromFlags(
 export async function trainCommand(args: string[]): Promise<void> {
   const f = parseFlags("train", args, TRAIN_FLAGS);
   const opts = trainOptionsFromFlags("train", f);
+  // Hub ids (ORG/NAME[@REV]) become snapshot folders of the Hugging Face cache first.
+  const modelSrc = await resolveModel(opts.model);
+  opts.model = modelSrc.dir;
+  if (opts.tokenizer) {
+    opts.tokenizer = await resolveModelDir(opts.tokenizer, { files: "tokenizer" });
+  }
   if (typeof f["max-memory"] === "string") {
     await checkMemoryBudget("train", opts.resume ?? opts.model, {
       budget: parseBytes(f["max-memory"]),
@@ -119,7 +130,24 @@ export async function trainCommand(args: string[]): Promise<void> {
     });
   }
   const gpu = await Gpu.create();
-  console.log(`adapter: ${gpu.describe()}`);
+  const adapter = printAdapter(gpu);
+  // A run in --out is continued (--resume/--auto-resume) or replaced (--overwrite), never
+  // overwritten by accident; the lock refuses a second writer.
+  let lock;
+  try {
+    lock = await guardRunDir(opts.out, {
+      continues: opts.resume !== undefined || f["auto-resume"] === true,
+      overwrite: f.overwrite === true,
+    });
+  } catch (e) {
+    if (e instanceof RunExistsError || e instanceof RunLockedError) {
+      throw new UsageError(`train: ${e.message}`);
+    }
+    throw e;
+  }
+  if (lock.replaced.length) {
+    console.log(`--overwrite: removed the previous run's ${lock.replaced.join(", ")}`);
+  }
   const stop = new GracefulStop(() =>
     `finishing the current step, then a checkpoint in ${opts.out}`
   );
@@ -131,6 +159,7 @@ export async function trainCommand(args: string[]): Promise<void> {
       : await train(gpu, run);
   } finally {
     stop.dispose();
+    await lock.release();
   }
   if (r.stopped) {
     console.log(
@@ -139,6 +168,13 @@ export async function trainCommand(args: string[]): Promise<void> {
     );
     Deno.exit(stop.exitCode);
   }
+  await writeJsonAtomic(`${opts.out}/provenance.json`, {
+    base_model: { spec: modelSrc.spec, ...(await modelProvenance(modelSrc)) },
+    train: opts.train,
+    engine: await engineInfo(),
+    adapter,
+    argv: ["train", ...args],
+  });
   console.log(
     `done: ${r.steps} steps, ${r.pairsPerSecond.toFixed(1)} pairs/s, ` +
       `${r.tokensPerSecond.toFixed(0)} tokens/s → ${r.outDir}`,

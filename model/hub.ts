@@ -145,9 +145,9 @@ async function exists(path: string): Promise<boolean> {
  * Options not given come from the environment ({@linkcode hubOptionsFromEnv}).
  */
 export async function resolveModel(spec: string, opts: HubOptions = {}): Promise<ModelSource> {
-  if (await exists(spec)) return { dir: spec, spec, kind: "local" };
   const id = parseHubId(spec);
-  if (!id) throw new Error(`${spec}: no such file or directory (and not a Hub id ORG/NAME[@REV])`);
+  // A local folder always wins; what is not a Hub id stays a path for the loaders to report on.
+  if (!id || await exists(spec)) return { dir: spec, spec, kind: "local" };
   const o = { ...hubOptionsFromEnv(), ...definedOnly(opts) };
   return await new HubResolver(id.repo, id.revision, o).resolve(spec);
 }

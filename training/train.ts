@@ -252,6 +252,9 @@ export async function train(
     gradCacheChunk: trainerOptions.gradCacheChunk,
     checkpointing: trainerOptions.checkpointing,
     totalSteps,
+    // The prompts eval/embed apply by default to this run's model.
+    queryPrefix: o.queryPrefix,
+    passagePrefix: o.passagePrefix,
   };
 
   await Deno.mkdir(o.out, { recursive: true });
@@ -342,14 +345,17 @@ export async function train(
     const { evaluateLareqa } = await import("../eval/retrieval.ts");
     const { loadLareqa } = await import("../eval/lareqa.ts");
     const set = await loadLareqa(o.eval, { limitQuestions: o.evalLimitQuestions });
+    // Scored as the model was trained: questions and passages with the training prefixes.
     const report = await evaluateLareqa(
       gpu,
       set,
-      (items) =>
-        encoder.embed(items.map((x) => ({ text: x.text, pair: x.pair })), {
+      (items, role) => {
+        const prefix = role === "query" ? o.queryPrefix : role === "passage" ? o.passagePrefix : "";
+        return encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
           pooling: trainerOptions.pooling,
           maxLength: o.maxLength,
-        }),
+        });
+      },
     );
     evals.push({ step, report });
     const m = (report as { map: Record<string, number> }).map;
