@@ -14,7 +14,10 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { presetConfig } from "../../model/config.ts";
+import { loadConfig, presetConfig } from "../../model/config.ts";
+import { Checkpoint } from "../../model/safetensors.ts";
+import { XlmrTokenizer } from "../../model/tokenizer.ts";
+import { loadQaData } from "../../training/data.ts";
 import { initModelDir } from "../../model/init.ts";
 import { readChunks } from "../../model/params.ts";
 import { referenceLoss } from "../../model/xlmr_reference.ts";
@@ -289,3 +292,77 @@ for (const schedule of ["linear", "constant"] as const) {
     },
   );
 }
+
+gpuTest(
+  "train() with --hard-negatives feeds each pair's first negatives (loss against float64)",
+  async (gpu) => {
+    // The logged loss of step 1 (before any update) must equal the float64 loss of the logged
+    // batch with exactly the first `hardNegatives` negatives of each pair's passage-language pool.
+    const root = await Deno.makeTempDir();
+    const config = presetConfig("tiny", {
+      vocabSize: 16002,
+      hiddenSize: 16,
+      numLayers: 1,
+      numHeads: 2,
+      intermediateSize: 32,
+      maxPositions: 34,
+    });
+    const model = join(root, "init");
+    await initModelDir(model, config, { seed: 4, tokenizerDir: TOKENIZER });
+    const xquad = fileURLToPath(new URL("../fixtures/xquad-r", import.meta.url));
+    const langs = ["de", "en"], maxLength = 16, hardNegatives = 2;
+    await train(gpu, {
+      model,
+      train: xquad,
+      langs,
+      out: join(root, "run"),
+      steps: 1,
+      batchSize: 3,
+      lr: 1e-3,
+      hardNegatives,
+      maxLength,
+      logEvery: 1,
+      pooling: "mean",
+      temperature: 0.05,
+      quiet: true,
+    });
+    const [metrics] = (await Deno.readTextFile(join(root, "run/metrics.jsonl"))).trim().split("\n")
+      .map((l) => JSON.parse(l) as { loss: number });
+    const [batch] = (await Deno.readTextFile(join(root, "run/batches.jsonl"))).trim().split("\n")
+      .map((l) =>
+        JSON.parse(l) as { pairs: { id: string; query_lang: string; passage_lang: string }[] }
+      );
+    const data = await loadQaData(xquad, { langs });
+    const tok = await XlmrTokenizer.fromDir(TOKENIZER);
+    const byId = new Map(data.items.map((it) => [it.id, it]));
+    const queries: number[][] = [], passages: number[][] = [], negatives: number[][] = [];
+    const firstOnly: number[][] = []; // the pool's first negative in every slot: a plausible bug
+    for (const p of batch.pairs) {
+      const item = byId.get(p.id)!;
+      queries.push(tok.encode(item.question[p.query_lang], maxLength));
+      passages.push(tok.encode(item.answer[p.passage_lang], maxLength));
+      const pool = item.negatives?.[p.passage_lang] ?? [];
+      ok(pool.length >= hardNegatives, `item ${p.id} has ${pool.length} negatives`);
+      for (const text of pool.slice(0, hardNegatives)) negatives.push(tok.encode(text, maxLength));
+      for (let k = 0; k < hardNegatives; k++) firstOnly.push(tok.encode(pool[0], maxLength));
+    }
+    const ckpt = await Checkpoint.open(model);
+    const weights = new Map<string, Float64Array>();
+    for (const name of ckpt.names()) weights.set(name, Float64Array.from(await ckpt.readF32(name)));
+    ckpt.close();
+    const refConfig = await loadConfig(model);
+    const lossWith = (negs: number[][]) =>
+      referenceLoss(weights, refConfig, queries, [...passages, ...negs], {
+        pooling: "mean",
+        temperature: 0.05,
+      });
+    const want = lossWith(negatives);
+    // The test can tell the right negatives from a wrong choice of them.
+    const wrong = Math.abs(lossWith(firstOnly) - want) / want;
+    ok(wrong > 20 * LOSS_TOL, `the first-negative-only loss differs by only ${wrong}`);
+    const e = Math.abs(metrics.loss - want) / want;
+    // Same limit as the loss cases above (noise ≤ 2.3e-7).
+    ok(e <= LOSS_TOL, `step 1 loss ${metrics.loss} vs float64 ${want} with hard negatives: ${e}`);
+    await Deno.remove(root, { recursive: true });
+  },
+);
