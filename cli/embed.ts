@@ -11,6 +11,7 @@ import { readJsonl } from "./jsonl.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { type EmbedInput, Encoder } from "../model/encoder.ts";
+import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
 import { writeSafetensors } from "../model/safetensors.ts";
 import { resolveModel } from "../model/hub.ts";
 import { printAdapter, readRunPrompts } from "./provenance.ts";
@@ -33,13 +34,15 @@ export async function embedCommand(args: string[]): Promise<void> {
   const modelSpec = required("embed", f, "model");
   const input = required("embed", f, "input");
   const out = required("embed", f, "out");
-  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
-  const maxLength = numberFlag(f, "max-length", { integer: true, min: 2 }) ?? 512;
+  // Unset: the model's own (a sentence-transformers folder's pipeline and max_seq_length).
+  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const);
+  const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 2 });
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
   const promptName = choiceFlag(f, "prompt-name", ["query", "passage"] as const);
   const rows = await readJsonl(input);
   const modelSrc = await resolveModel(modelSpec);
   const modelDir = modelSrc.dir;
+  const maxLength = maxLengthFlag ?? await folderMaxSeqLength(modelDir) ?? 512;
   const recorded = await readRunPrompts(modelDir);
   const name = promptName ?? recorded.defaultName;
   if (promptName && recorded[promptName] === undefined && f.prefix === undefined) {
@@ -91,11 +94,11 @@ export async function embedCommand(args: string[]): Promise<void> {
   const secs = (performance.now() - t0) / 1000;
   await writeSafetensors(out, [{
     name: "embeddings",
-    shape: [inputs.length, encoder.config.hiddenSize],
+    shape: [inputs.length, encoder.embeddingDim(pooling)],
     data: emb,
   }], {
     model: modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSpec,
-    pooling,
+    pooling: pooling ?? (encoder.st ? "sentence-transformers" : "cls"),
     max_length: String(maxLength),
     prefix,
   });

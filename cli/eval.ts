@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { choiceFlag, listFlag, numberFlag, parseFlags, required } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
+import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeJsonAtomic } from "../model/atomic_write.ts";
 import { evaluateBeir, evaluateLareqa } from "../eval/retrieval.ts";
@@ -58,8 +59,11 @@ export async function evalCommand(args: string[]): Promise<void> {
   const modelSpec = required("eval", f, "model");
   const datasetSpec = required("eval", f, "dataset");
   const out = required("eval", f, "out");
-  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
-  const maxLength = numberFlag(f, "max-length", { integer: true, min: 3 }) ?? 512;
+  // Unset: the model's own (a sentence-transformers folder's pipeline and max_seq_length).
+  const poolingFlag = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const);
+  const pooling = poolingFlag ?? "cls";
+  const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 3 });
+  let maxLength = maxLengthFlag ?? 512;
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
   const candidate = choiceFlag(f, "candidate", ["sentence", "sentence+context"] as const) ??
     "sentence";
@@ -77,6 +81,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   const set = beir ? await loadBeir(dataset) : await loadLareqa(dataset, opts);
   const modelSrc = await resolveModel(modelSpec);
   const modelDir = modelSrc.dir;
+  maxLength = maxLengthFlag ?? await folderMaxSeqLength(modelDir) ?? 512;
   const tokenizerDir = typeof f.tokenizer === "string"
     ? (await resolveModel(f.tokenizer, { files: "tokenizer" })).dir
     : undefined;
@@ -98,7 +103,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   const embed = (items: { text: string; pair?: string }[], role?: "query" | "passage") => {
     const prefix = role === "query" ? queryPrefix : role === "passage" ? passagePrefix : "";
     return encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
-      pooling,
+      pooling: poolingFlag,
       maxLength,
       batchSize,
     });
@@ -116,7 +121,7 @@ export async function evalCommand(args: string[]): Promise<void> {
     engine: await engineInfo(),
     adapter,
     options: {
-      pooling,
+      pooling: encoder.st && !poolingFlag ? "sentence-transformers" : pooling,
       max_length: maxLength,
       batch_size: batchSize,
       candidate,

@@ -1,14 +1,16 @@
 /**
- * `init --out DIR --config tiny|base|large|FILE.json [--tokenizer DIR|ORG/NAME[@REV]] [--seed N]
- * [--vocab-size N]`:
- * writes a randomly initialised Hugging Face-format model directory.
+ * `init --out DIR --config tiny|base|large|bert-tiny|FILE.json [--tokenizer DIR|ORG/NAME[@REV]]
+ * [--seed N] [--vocab-size N]`:
+ * writes a randomly initialised Hugging Face-format model directory (XLM-R, or BERT for
+ * "bert-tiny" and a config.json with `model_type: "bert"`). The tokenizer may be SentencePiece or
+ * WordPiece whatever the architecture.
  * @module
  */
 import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
 import { configToJson, parseConfig, presetConfig, type XlmrConfig } from "../model/config.ts";
 import { readTextStrict } from "../training/data.ts";
 import { initModelDir } from "../model/init.ts";
-import { XlmrTokenizer } from "../model/tokenizer.ts";
+import { loadTokenizer } from "../model/text_tokenizer.ts";
 import { resolveModelDir } from "../model/hub.ts";
 
 /** Runs the `init` command. */
@@ -29,10 +31,10 @@ export async function initCommand(args: string[]): Promise<void> {
     ? await resolveModelDir(f.tokenizer, { files: "tokenizer" })
     : undefined;
   if (tokenizerDir && vocabSize === undefined) {
-    vocabSize = (await XlmrTokenizer.fromDir(tokenizerDir)).vocabSize;
+    vocabSize = (await loadTokenizer(tokenizerDir)).vocabSize;
   }
   let config: XlmrConfig;
-  if (name === "tiny" || name === "base" || name === "large") {
+  if (name === "tiny" || name === "base" || name === "large" || name === "bert-tiny") {
     config = presetConfig(name, vocabSize ? { vocabSize } : {});
   } else if (name.endsWith(".json")) {
     let json: unknown;
@@ -46,7 +48,7 @@ export async function initCommand(args: string[]): Promise<void> {
     // Re-validate with the override (pad_token_id must stay inside the vocabulary, size limits).
     if (vocabSize) config = parseConfig(configToJson({ ...config, vocabSize }), name);
   } else {
-    choiceFlag({ config: name }, "config", ["tiny", "base", "large", "FILE.json"]);
+    choiceFlag({ config: name }, "config", ["tiny", "base", "large", "bert-tiny", "FILE.json"]);
     throw new UsageError("unreachable");
   }
   await initModelDir(out, config, { seed, tokenizerDir });

@@ -369,6 +369,14 @@ export function newSentenceTransformers(o: {
   };
 }
 
+/**
+ * The token limit a model folder asks for: a sentence-transformers folder's max_seq_length, else
+ * null (the caller's default). For `embed`/`eval` without `--max-length`.
+ */
+export async function folderMaxSeqLength(dir: string): Promise<number | null> {
+  return (await readSentenceTransformers(dir))?.maxSeqLength ?? null;
+}
+
 /** Whether a module type string is in the older `sentence_transformers.models.*` form. */
 function isOldType(type: string): boolean {
   return type.startsWith("sentence_transformers.models.");
