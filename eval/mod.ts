@@ -65,3 +65,11 @@ export {
   reciprocalRankAt,
 } from "./metrics.ts";
 export { heatmapSvg, renderComparison, renderReport, writeReportDir } from "./report.ts";
+export {
+  evaluateTatoeba,
+  isTatoebaDir,
+  loadTatoeba,
+  renderTatoebaReport,
+  type TatoebaReport,
+  type TatoebaSet,
+} from "./tatoeba.ts";

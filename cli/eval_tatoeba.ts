@@ -1,0 +1,116 @@
+/**
+ * `eval --dataset DIR` when DIR holds Tatoeba files (`tatoeba.xxx-eng.{xxx,eng}`): accuracy@1
+ * per language and direction (`eval/tatoeba.ts`), written as
+ * `{"dataset": "tatoeba", "accuracy": {"deu": {"to_eng", "from_eng", "mean"}, …}, "average", …}`
+ * with provenance, and with `--report DIR` as `report.md`/`report.html`. `--langs` picks
+ * languages, `--limit-questions N` the first N pairs of each. `cli/eval.ts` hands over here.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { basename } from "node:path";
+import { listFlag, numberFlag } from "./flags.ts";
+import { Gpu } from "../kernels/runtime.ts";
+import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
+import { Encoder } from "../model/encoder.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
+import { resolveModel } from "../model/hub.ts";
+import { evaluateTatoeba, loadTatoeba, renderTatoebaReport } from "../eval/tatoeba.ts";
+import { addProvenanceToReports, engineInfo, modelProvenance, printAdapter } from "./provenance.ts";
+
+/** The settings `cli/eval.ts` has already parsed and checked. */
+export interface TatoebaEvalSettings {
+  modelSpec: string;
+  dataset: string;
+  out: string;
+  pooling: "cls" | "mean" | "pooler";
+  maxLength: number;
+  batchSize: number;
+  dtype?: "f32" | "f16";
+}
+
+/** Runs `eval` on a Tatoeba folder. */
+export async function evalTatoeba(
+  s: TatoebaEvalSettings,
+  f: Record<string, string | boolean | undefined>,
+  args: string[],
+): Promise<void> {
+  const langs = listFlag(f, "langs");
+  const limit = numberFlag(f, "limit-questions", { integer: true, min: 1 });
+  const blockSize = numberFlag(f, "block-size", { integer: true, min: 1 });
+  const progress = (m: string) => console.error(m);
+  const set = await loadTatoeba(s.dataset, { langs, limit, onProgress: progress });
+  const modelSrc = await resolveModel(s.modelSpec);
+  const tokenizerDir = typeof f.tokenizer === "string"
+    ? (await resolveModel(f.tokenizer, { files: "tokenizer" })).dir
+    : undefined;
+  if (typeof f["max-memory"] === "string") {
+    await checkMemoryBudget("eval", modelSrc.dir, {
+      budget: parseBytes(f["max-memory"]),
+      batchSize: s.batchSize,
+      maxLength: s.maxLength,
+    });
+  }
+  const gpu = await Gpu.create();
+  const adapter = printAdapter(gpu, (m) => console.error(m));
+  const encoder = await Encoder.load(gpu, modelSrc.dir, tokenizerDir, { dtype: s.dtype });
+  try {
+    const t0 = performance.now();
+    const report = await evaluateTatoeba(
+      gpu,
+      set,
+      (items) =>
+        encoder.embed(items, {
+          pooling: s.pooling,
+          maxLength: s.maxLength,
+          batchSize: s.batchSize,
+        }),
+      { blockSize, onProgress: progress },
+    );
+    const secs = (performance.now() - t0) / 1000;
+    const sha256: Record<string, string> = {};
+    for (const l of set.languages) {
+      for (const file of set.byLanguage[l].files) {
+        sha256[basename(file)] = createHash("sha256").update(await Deno.readFile(file)).digest(
+          "hex",
+        );
+      }
+    }
+    const provenance = {
+      model: { spec: s.modelSpec, ...(await modelProvenance(modelSrc)) },
+      dataset: { name: "tatoeba", dir: s.dataset, sha256 },
+      engine: await engineInfo(),
+      adapter,
+      options: {
+        pooling: s.pooling,
+        max_length: s.maxLength,
+        batch_size: s.batchSize,
+        langs: langs ?? null,
+        limit_questions: limit ?? null,
+        dtype: s.dtype ?? "f32",
+        tokenizer: f.tokenizer ?? null,
+      },
+      argv: ["eval", ...args],
+    };
+    await writeJsonAtomic(s.out, { ...report, provenance });
+    console.log(
+      `Tatoeba accuracy@1 average ${(100 * report.average).toFixed(2)}% over ` +
+        `${report.languages.length} languages (xxx→eng ` +
+        `${(100 * report.average_by_direction.to_eng).toFixed(2)}%, eng→xxx ` +
+        `${(100 * report.average_by_direction.from_eng).toFixed(2)}%) (${secs.toFixed(1)} s) → ` +
+        s.out,
+    );
+    if (typeof f.report === "string") {
+      await Deno.mkdir(f.report, { recursive: true });
+      const dir = f.report.replace(/[\\/]+$/, "");
+      const paths: string[] = [];
+      for (const format of ["md", "html"] as const) {
+        const p = `${dir}/report.${format}`;
+        await writeFileAtomic(p, renderTatoebaReport(report, format, s.modelSpec));
+        paths.push(p);
+      }
+      console.log(`report: ${(await addProvenanceToReports(paths, provenance)).join(", ")}`);
+    }
+  } finally {
+    encoder.release();
+  }
+}
