@@ -18,6 +18,8 @@ import { loadBeir } from "../eval/beir.ts";
 import { writeReportDir } from "../eval/report.ts";
 import { resolveModel } from "../model/hub.ts";
 import { resolveDataset } from "../eval/named_datasets.ts";
+import { isTatoebaDir } from "../eval/tatoeba.ts";
+import { evalTatoeba } from "./eval_tatoeba.ts";
 import {
   addProvenanceToReports,
   datasetProvenance,
@@ -65,6 +67,19 @@ export async function evalCommand(args: string[]): Promise<void> {
   const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 3 });
   let maxLength = maxLengthFlag ?? 512;
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
+  if (await isTatoebaDir(datasetSpec)) {
+    const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
+    const s = {
+      modelSpec,
+      dataset: datasetSpec,
+      out,
+      pooling: poolingFlag,
+      maxLength: maxLengthFlag,
+      batchSize,
+      dtype,
+    };
+    return await evalTatoeba(s, f, args);
+  }
   const candidate = choiceFlag(f, "candidate", ["sentence", "sentence+context"] as const) ??
     "sentence";
   const opts = {

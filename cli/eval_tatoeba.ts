@@ -14,6 +14,7 @@ import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { resolveModel } from "../model/hub.ts";
+import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
 import { evaluateTatoeba, loadTatoeba, renderTatoebaReport } from "../eval/tatoeba.ts";
 import { addProvenanceToReports, engineInfo, modelProvenance, printAdapter } from "./provenance.ts";
 
@@ -22,8 +23,10 @@ export interface TatoebaEvalSettings {
   modelSpec: string;
   dataset: string;
   out: string;
-  pooling: "cls" | "mean" | "pooler";
-  maxLength: number;
+  /** Unset: the model's own (a sentence-transformers folder's pipeline), else cls. */
+  pooling?: "cls" | "mean" | "pooler";
+  /** Unset: a sentence-transformers folder's max_seq_length, else 512. */
+  maxLength?: number;
   batchSize: number;
   dtype?: "f32" | "f16";
 }
@@ -40,6 +43,7 @@ export async function evalTatoeba(
   const progress = (m: string) => console.error(m);
   const set = await loadTatoeba(s.dataset, { langs, limit, onProgress: progress });
   const modelSrc = await resolveModel(s.modelSpec);
+  const maxLength = s.maxLength ?? await folderMaxSeqLength(modelSrc.dir) ?? 512;
   const tokenizerDir = typeof f.tokenizer === "string"
     ? (await resolveModel(f.tokenizer, { files: "tokenizer" })).dir
     : undefined;
@@ -47,7 +51,7 @@ export async function evalTatoeba(
     await checkMemoryBudget("eval", modelSrc.dir, {
       budget: parseBytes(f["max-memory"]),
       batchSize: s.batchSize,
-      maxLength: s.maxLength,
+      maxLength,
     });
   }
   const gpu = await Gpu.create();
@@ -61,7 +65,7 @@ export async function evalTatoeba(
       (items) =>
         encoder.embed(items, {
           pooling: s.pooling,
-          maxLength: s.maxLength,
+          maxLength,
           batchSize: s.batchSize,
         }),
       { blockSize, onProgress: progress },
@@ -81,8 +85,8 @@ export async function evalTatoeba(
       engine: await engineInfo(),
       adapter,
       options: {
-        pooling: s.pooling,
-        max_length: s.maxLength,
+        pooling: s.pooling ?? (encoder.st ? "sentence-transformers" : "cls"),
+        max_length: maxLength,
         batch_size: s.batchSize,
         langs: langs ?? null,
         limit_questions: limit ?? null,
