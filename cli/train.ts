@@ -115,6 +115,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   // Hub ids (ORG/NAME[@REV]) become snapshot folders of the Hugging Face cache first.
   const modelSrc = await resolveModel(opts.model);
   opts.model = modelSrc.dir;
+  opts.modelName = modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSrc.spec;
   if (opts.tokenizer) {
     opts.tokenizer = await resolveModelDir(opts.tokenizer, { files: "tokenizer" });
   }

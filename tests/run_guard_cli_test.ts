@@ -69,6 +69,13 @@ Deno.test({
     ok(!before.has("/.train.lock"), "lock released");
     const prov = JSON.parse(await Deno.readTextFile(join(out, "provenance.json")));
     equal(prov.base_model.path, join(FIXTURES, "xlmr-tiny/model"));
+    // The run is a sentence-transformers folder with its pooling and prompts, and a model card.
+    const st = JSON.parse(await Deno.readTextFile(join(out, "config_sentence_transformers.json")));
+    deepEqual(st.prompts, { query: "Query: ", passage: "Passage: " });
+    const pool = JSON.parse(await Deno.readTextFile(join(out, "1_Pooling/config.json")));
+    equal(pool.pooling_mode_cls_token, true);
+    ok(before.has("/modules.json") && before.has("/2_Normalize/config.json"));
+    ok((await Deno.readTextFile(join(out, "README.md"))).includes("| steps | 2 "));
 
     const again = await cli(...args, "--seed", "9");
     equal(again.code, 2, again.stderr);

@@ -31,6 +31,7 @@ import {
   type TrainerOptions,
 } from "./trainer.ts";
 import { languageSimilarity } from "./language_similarity.ts";
+import { writeRunCard } from "./run_card.ts";
 
 /** Everything a training run needs; the CLI's flags map onto this one to one. */
 export interface TrainOptions extends Partial<TrainerOptions> {
@@ -72,6 +73,8 @@ export interface TrainOptions extends Partial<TrainerOptions> {
    * step and returns with `stopped` set (the final model is not written).
    */
   stopSignal?: AbortSignal;
+  /** How the model card names the base model (e.g. its Hub id); default `model`. */
+  modelName?: string;
 }
 
 /** Called after each read-back with the steps just read. */
@@ -491,6 +494,30 @@ export async function train(
     first_loss: allStats[0]?.loss,
     last_loss: allStats.at(-1)?.loss,
     options: runOptions,
+  });
+  // The run folder is also a sentence-transformers model (pooling, prompts) with a model card.
+  const lastEval = evals.at(-1) as
+    | { step: number; report: { dataset?: string; map: Record<string, number | null> } }
+    | undefined;
+  await writeRunCard(o.out, {
+    pooling: trainerOptions.pooling,
+    hiddenSize: config.hiddenSize,
+    maxLength: o.maxLength,
+    queryPrefix: o.queryPrefix,
+    passagePrefix: o.passagePrefix,
+    baseModel: o.modelName ?? o.model,
+    train: o.train,
+    languages: data.languages,
+    sampler: o.sampler,
+    alpha: o.sampler === "hybrid" || o.sampler === "lang-sim" ? o.alpha : undefined,
+    steps: totalSteps,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    temperature: trainerOptions.temperature,
+    seed: o.seed,
+    finalEval: lastEval
+      ? { step: lastEval.step, dataset: lastEval.report.dataset, map: lastEval.report.map }
+      : undefined,
   });
   trainer.release();
   encoder.release();
