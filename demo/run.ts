@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { fixed } from "../util/format.ts";
 import type { Gpu } from "../kernels/runtime.ts";
 import { buildSyntheticCorpus, writeSyntheticCorpus } from "./synthetic.ts";
 import { XlmrTokenizer } from "../model/tokenizer.ts";
@@ -177,10 +178,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
   return { runs, baseline, reportPaths, table, seconds };
 }
 
-/** A metric for a table: "n/a" when the setting had no queries. */
-export function fixed(x: number | null | undefined, digits: number): string {
-  return typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "n/a";
-}
+export { fixed } from "../util/format.ts";
 
 /** The side-by-side table the demo prints. */
 export function comparisonTable(baseline: LareqaReport, runs: DemoRun[]): string {

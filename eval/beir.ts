@@ -5,7 +5,7 @@
  * line, or TREC's `qid Q0 docid rel`).
  * @module
  */
-import { jsonlLines, readTextStrict } from "../training/data.ts";
+import { jsonlLines, readTextStrict } from "../util/text_file.ts";
 
 /** A corpus document. */
 export interface BeirDoc {

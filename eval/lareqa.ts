@@ -9,7 +9,7 @@
  * that has a question with the same `id`.
  * @module
  */
-import { readTextStrict } from "../training/data.ts";
+import { readTextStrict } from "../util/text_file.ts";
 
 /** Options shared by {@linkcode loadLareqa} and `evaluateLareqa`. */
 export interface LareqaOptions {

@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { configToJson, type XlmrConfig } from "./config.ts";
-import { parameterShapes } from "./params.ts";
+import { parameterShapes } from "./parameter_shapes.ts";
 import { writeSafetensors } from "./safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 

@@ -7,6 +7,7 @@
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import type { XlmrConfig } from "./config.ts";
+import { parameterShapes } from "./parameter_shapes.ts";
 import { assertFinite, Checkpoint, writeSafetensors } from "./safetensors.ts";
 import { initialValues, normalRng, randomWeights } from "./init.ts";
 import { castF32ToF16 } from "../kernels/cast.ts";
@@ -48,37 +49,7 @@ export async function readChunks(gpu: Gpu, chunks: Tensor[]): Promise<Float32Arr
   return out;
 }
 
-/** Names and shapes of every XLM-R parameter, in checkpoint order. */
-export function parameterShapes(c: XlmrConfig): [string, number[]][] {
-  const H = c.hiddenSize, I = c.intermediateSize;
-  const out: [string, number[]][] = [
-    ["embeddings.word_embeddings.weight", [c.vocabSize, H]],
-    ["embeddings.position_embeddings.weight", [c.maxPositions, H]],
-    ["embeddings.token_type_embeddings.weight", [c.typeVocabSize, H]],
-    ["embeddings.LayerNorm.weight", [H]],
-    ["embeddings.LayerNorm.bias", [H]],
-  ];
-  for (let l = 0; l < c.numLayers; l++) {
-    const p = `encoder.layer.${l}.`;
-    for (const m of ["query", "key", "value"]) {
-      out.push([`${p}attention.self.${m}.weight`, [H, H]], [`${p}attention.self.${m}.bias`, [H]]);
-    }
-    out.push(
-      [`${p}attention.output.dense.weight`, [H, H]],
-      [`${p}attention.output.dense.bias`, [H]],
-      [`${p}attention.output.LayerNorm.weight`, [H]],
-      [`${p}attention.output.LayerNorm.bias`, [H]],
-      [`${p}intermediate.dense.weight`, [I, H]],
-      [`${p}intermediate.dense.bias`, [I]],
-      [`${p}output.dense.weight`, [H, I]],
-      [`${p}output.dense.bias`, [H]],
-      [`${p}output.LayerNorm.weight`, [H]],
-      [`${p}output.LayerNorm.bias`, [H]],
-    );
-  }
-  out.push(["pooler.dense.weight", [H, H]], ["pooler.dense.bias", [H]]);
-  return out;
-}
+export { parameterShapes } from "./parameter_shapes.ts";
 
 /** Whether AdamW decays a parameter (Hugging Face's rule: not biases, not LayerNorm weights). */
 export function decays(name: string): boolean {

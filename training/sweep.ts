@@ -12,7 +12,7 @@ import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
 import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
 import { findCheckpoint, train, type TrainOptions } from "./train.ts";
-import { fixed } from "../demo/run.ts";
+import { fixed } from "../util/format.ts";
 import type { SamplerKind } from "./sampler.ts";
 
 /** One point of a sweep. */
