@@ -4,6 +4,7 @@
  */
 import { numberFlag, parseFlags } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
+import { printAdapter } from "./provenance.ts";
 import { runDemo } from "../demo/run.ts";
 
 /** Runs the `demo` command. */
@@ -15,7 +16,7 @@ export async function demoCommand(args: string[]): Promise<void> {
   });
   const out = (f.out as string | undefined) ?? (f.quick ? "out/demo-quick" : "out/demo");
   const gpu = await Gpu.create();
-  console.log(`adapter: ${gpu.describe()}`);
+  printAdapter(gpu);
   const r = await runDemo(gpu, {
     out,
     quick: f.quick === true,

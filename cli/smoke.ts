@@ -4,6 +4,7 @@
  * @module
  */
 import { Gpu } from "../kernels/runtime.ts";
+import { printAdapter } from "./provenance.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import { add } from "../kernels/elementwise.ts";
 import { linear, matmul } from "../kernels/matmul.ts";
@@ -20,7 +21,7 @@ import { infoNce } from "../kernels/info_nce.ts";
 /** Runs the `smoke` command. */
 export async function smokeCommand(_args: string[]): Promise<void> {
   const gpu = await Gpu.create();
-  console.log(`adapter: ${gpu.describe()}`);
+  printAdapter(gpu);
   const rand = (shape: number[]) =>
     gpu.fromArray(
       Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => Math.random() - 0.5),

@@ -9,6 +9,7 @@ import { listFlag, parseFlags, required, UsageError } from "./flags.ts";
 import { resumeArgs, TRAIN_FLAGS, trainOptionsFromFlags } from "./train.ts";
 import { GracefulStop } from "./signals.ts";
 import { Gpu } from "../kernels/runtime.ts";
+import { printAdapter } from "./provenance.ts";
 import { runSweep, type SweepVariant } from "../training/sweep.ts";
 
 /** Runs the `sweep` command. */
@@ -42,7 +43,7 @@ export async function sweepCommand(args: string[]): Promise<void> {
     }
   }
   const gpu = await Gpu.create();
-  console.log(`adapter: ${gpu.describe()}`);
+  printAdapter(gpu);
   const stop = new GracefulStop(() => "finishing the current step, then a checkpoint");
   let r;
   try {

@@ -101,11 +101,18 @@ export async function runSweep(gpu: Gpu, opts: {
     const report = await evaluateLareqa(
       gpu,
       set,
-      (items) =>
-        enc.embed(items, {
+      // Scored as trained: with the training prefixes.
+      (items, role) => {
+        const prefix = role === "query"
+          ? opts.base.queryPrefix ?? ""
+          : role === "passage"
+          ? opts.base.passagePrefix ?? ""
+          : "";
+        return enc.embed(items.map((x) => ({ ...x, text: prefix + x.text })), {
           pooling: opts.base.pooling ?? "cls",
           maxLength: opts.base.maxLength ?? 128,
-        }),
+        });
+      },
     );
     enc.release();
     runs.push({ variant, report, lastLoss: r.stats.at(-1)?.loss ?? NaN });
