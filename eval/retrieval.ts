@@ -22,6 +22,7 @@ import {
   selectLareqa,
 } from "./lareqa.ts";
 import type { BeirSet } from "./beir.ts";
+import { type LareqaPerQuery, lareqaPerQuery } from "./per_query.ts";
 import {
   averagePrecision,
   mean,
@@ -79,6 +80,8 @@ export interface LareqaReport {
     pair_queries: Record<string, Record<string, number>>;
   };
   timing: { embed_ms: number; score_ms: number };
+  /** Each query's AP and first relevant rank (for `cli.ts compare`); see `eval/per_query.ts`. */
+  per_query?: LareqaPerQuery;
 }
 
 /** Options of {@linkcode evaluateBeir}. */
@@ -342,6 +345,7 @@ export async function evaluateLareqa(
       pair_queries: pairQueries,
     },
     timing: { embed_ms: embedMs, score_ms: scoreMs },
+    per_query: lareqaPerQuery(qInfo, multiRanks, langRanks, langs),
   };
 }
 
