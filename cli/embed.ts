@@ -4,15 +4,19 @@
  * [--prompt-name query|passage]`: one F32 tensor `embeddings` [lines, hidden], not normalised, in
  * input order. Text lines get `--prefix`, else the model folder's recorded prompt named by
  * `--prompt-name` (else its `default_prompt_name`, as sentence-transformers does), else none.
+ * `--shard I/N` embeds only the I-th of N contiguous parts (metadata `first_line`); jobs longer
+ * than `--part-lines N` (default 4096) write resumable parts to `OUT.parts/` (see
+ * {@linkcode runEmbedJob}); a first SIGINT/SIGTERM exits 130/143 without writing OUT.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, required } from "./flags.ts";
+import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { parseShard, type Shard } from "../eval/shards.ts";
+import { runEmbedJob } from "./embed_job.ts";
 import { readJsonl } from "./jsonl.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { type EmbedInput, Encoder } from "../model/encoder.ts";
 import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
-import { writeSafetensors } from "../model/safetensors.ts";
 import { resolveModel } from "../model/hub.ts";
 import { printAdapter, readRunPrompts } from "./provenance.ts";
 
@@ -30,6 +34,8 @@ export async function embedCommand(args: string[]): Promise<void> {
     dtype: { type: "string" },
     prefix: { type: "string" },
     "prompt-name": { type: "string" },
+    shard: { type: "string" },
+    "part-lines": { type: "string" },
   });
   const modelSpec = required("embed", f, "model");
   const input = required("embed", f, "input");
@@ -39,6 +45,13 @@ export async function embedCommand(args: string[]): Promise<void> {
   const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 2 });
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
   const promptName = choiceFlag(f, "prompt-name", ["query", "passage"] as const);
+  const partLines = numberFlag(f, "part-lines", { integer: true, min: 1 }) ?? 4096;
+  let shard: Shard | undefined;
+  try {
+    shard = typeof f.shard === "string" ? parseShard(f.shard) : undefined;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   const rows = await readJsonl(input);
   const modelSrc = await resolveModel(modelSpec);
   const modelDir = modelSrc.dir;
@@ -89,22 +102,20 @@ export async function embedCommand(args: string[]): Promise<void> {
       }
     }
   }
-  const t0 = performance.now();
-  const emb = await encoder.embed(inputs, { pooling, maxLength, batchSize });
-  const secs = (performance.now() - t0) / 1000;
-  await writeSafetensors(out, [{
-    name: "embeddings",
-    shape: [inputs.length, encoder.embeddingDim(pooling)],
-    data: emb,
-  }], {
-    model: modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSpec,
-    pooling: pooling ?? (encoder.st ? "sentence-transformers" : "cls"),
-    max_length: String(maxLength),
-    prefix,
+  await runEmbedJob({
+    inputs,
+    out,
+    shard,
+    partLines,
+    embed: (items) => encoder.embed(items, { pooling, maxLength, batchSize }),
+    dim: encoder.embeddingDim(pooling),
+    metadata: {
+      model: modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSpec,
+      pooling: pooling ?? (encoder.st ? "sentence-transformers" : "cls"),
+      max_length: String(maxLength),
+      prefix,
+    },
+    job: { dtype: f.dtype ?? "f32", tokenizer: f.tokenizer ?? null },
   });
-  console.error(
-    `embedded ${inputs.length} lines in ${secs.toFixed(2)} s ` +
-      `(${(inputs.length / secs).toFixed(1)} embeddings/s) → ${out}`,
-  );
   encoder.release();
 }
