@@ -3,10 +3,13 @@
  * [--pooling cls|mean] [--max-length N] [--candidate sentence|sentence+context] [--batch-size N]
  * [--limit-questions N] [--report DIR] [--query-prefix P] [--passage-prefix P]`. The JSON and
  * the reports record their provenance (model, dataset, engine, adapter, options).
+ * `--shard I/N --save-embeddings DIR` embeds the I-th of N parts of every question and candidate
+ * list into DIR (N such runs, e.g. a job array); `--embeddings DIR` then ranks from the shards.
  * @module
  */
 import { join } from "node:path";
-import { choiceFlag, listFlag, numberFlag, parseFlags, required } from "./flags.ts";
+import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { evalShardMode, shardEmbed } from "./eval_shards.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
@@ -57,7 +60,11 @@ export async function evalCommand(args: string[]): Promise<void> {
     dtype: { type: "string" },
     "query-prefix": { type: "string" },
     "passage-prefix": { type: "string" },
+    shard: { type: "string" },
+    "save-embeddings": { type: "string" },
+    embeddings: { type: "string" },
   });
+  const shardMode = evalShardMode(f);
   const modelSpec = required("eval", f, "model");
   const datasetSpec = required("eval", f, "dataset");
   const out = required("eval", f, "out");
@@ -68,6 +75,9 @@ export async function evalCommand(args: string[]): Promise<void> {
   let maxLength = maxLengthFlag ?? 512;
   const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
   if (await isTatoebaDir(datasetSpec)) {
+    if (shardMode.kind !== "none") {
+      throw new UsageError("eval: Tatoeba takes no --shard/--embeddings");
+    }
     const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
     const s = {
       modelSpec,
@@ -123,11 +133,33 @@ export async function evalCommand(args: string[]): Promise<void> {
       batchSize,
     });
   };
+  // --shard/--save-embeddings: embed this shard's rows only; --embeddings: rank from the shards.
+  const sharded = await shardEmbed(shardMode, embed, encoder.embeddingDim(poolingFlag), {
+    model: modelSpec,
+    pooling: poolingFlag ?? null,
+    max_length: maxLength,
+    candidate,
+    query_prefix: queryPrefix,
+    passage_prefix: passagePrefix,
+    dtype: dtype ?? "f32",
+    tokenizer: f.tokenizer ?? null,
+  });
   const t0 = performance.now();
   const report = beir
-    ? await evaluateBeir(gpu, set as Awaited<ReturnType<typeof loadBeir>>, embed, opts)
-    : await evaluateLareqa(gpu, set as Awaited<ReturnType<typeof loadLareqa>>, embed, opts);
+    ? await evaluateBeir(gpu, set as Awaited<ReturnType<typeof loadBeir>>, sharded.embed, opts)
+    : await evaluateLareqa(gpu, set as Awaited<ReturnType<typeof loadLareqa>>, sharded.embed, opts);
   const secs = (performance.now() - t0) / 1000;
+  if (sharded.finish) {
+    // One shard's embeddings only: the ranking above used placeholders and is not reported.
+    const dir = await sharded.finish();
+    await writeJsonAtomic(out, { shard: f.shard, embeddings: dir, argv: ["eval", ...args] });
+    console.log(
+      `shard ${f.shard}: embeddings → ${dir} (${secs.toFixed(1)} s); when every shard is done, ` +
+        `rank with eval … --embeddings ${f["save-embeddings"]}`,
+    );
+    encoder.release();
+    return;
+  }
   const provenance = {
     model: { spec: modelSpec, ...(await modelProvenance(modelSrc)) },
     dataset: beir
