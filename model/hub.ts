@@ -305,17 +305,30 @@ class HubResolver {
       throw new HubError(`${this.where}: the Hub gave no commit sha for this revision`);
     }
     const files = new Set(info.filePaths ?? []);
-    const wanted = this.chooseFiles(files, commit);
     const snapshot = join(this.storage, "snapshots", commit);
+    // A sentence-transformers repo: modules.json says where the transformer and the other
+    // modules' files are (the transformer may live in a subfolder such as 0_Transformer).
+    let layout: StLayout = { transformer: "", modules: [] };
+    if (this.o.files !== "tokenizer" && files.has("modules.json")) {
+      for (const m of await this.meta(["modules.json"], commit)) {
+        await this.ensureFile(m, commit, snapshot);
+      }
+      layout = await stLayout(join(snapshot, "modules.json"), this.where);
+    }
+    const wanted = this.chooseFiles(files, commit, layout);
     const metas = await this.meta(wanted, commit);
     for (const m of metas) await this.ensureFile(m, commit, snapshot);
-    if (this.o.files !== "tokenizer" && files.has("model.safetensors.index.json")) {
+    const tp = layout.transformer ? `${layout.transformer}/` : "";
+    if (this.o.files !== "tokenizer" && files.has(`${tp}model.safetensors.index.json`)) {
       // Shards come from the index, which is now in the snapshot.
-      const shards = await shardNames(join(snapshot, "model.safetensors.index.json"), this.where);
+      const shards = (await shardNames(
+        join(snapshot, `${tp}model.safetensors.index.json`),
+        this.where,
+      )).map((s) => tp + s);
       const missing = shards.filter((s) => !files.has(s));
       if (missing.length) {
         throw new HubError(
-          `${this.where}: model.safetensors.index.json names ${missing.join(", ")}, ` +
+          `${this.where}: ${tp}model.safetensors.index.json names ${missing.join(", ")}, ` +
             `not in the repo`,
           "EntryNotFound",
         );
@@ -333,9 +346,14 @@ class HubResolver {
   }
 
   /** The files to fetch, in order (index first so its shards can be read). */
-  chooseFiles(files: Set<string>, commit: string): string[] {
+  chooseFiles(
+    files: Set<string>,
+    commit: string,
+    layout: StLayout = { transformer: "", modules: [] },
+  ): string[] {
     const out: string[] = [];
-    const tokenizer = TOKENIZER_FILES.filter((f) => files.has(f));
+    const tp = layout.transformer ? `${layout.transformer}/` : "";
+    const tokenizer = TOKENIZER_FILES.map((f) => tp + f).filter((f) => files.has(f));
     if (this.o.files === "tokenizer") {
       if (!tokenizer.some((f) => f === "tokenizer.json" || f === "sentencepiece.bpe.model")) {
         throw new HubError(
@@ -346,21 +364,33 @@ class HubResolver {
       }
       return tokenizer;
     }
-    if (!files.has("config.json")) {
-      throw new HubError(`${this.where}: the repo has no config.json`, "EntryNotFound");
+    if (!files.has(`${tp}config.json`)) {
+      throw new HubError(`${this.where}: the repo has no ${tp}config.json`, "EntryNotFound");
     }
-    out.push("config.json");
-    if (files.has("model.safetensors")) out.push("model.safetensors");
-    else if (files.has("model.safetensors.index.json")) out.push("model.safetensors.index.json");
-    else {
+    out.push(`${tp}config.json`);
+    if (files.has(`${tp}model.safetensors`)) out.push(`${tp}model.safetensors`);
+    else if (files.has(`${tp}model.safetensors.index.json`)) {
+      out.push(`${tp}model.safetensors.index.json`);
+    } else {
       const other = [...files].filter((f) => /\.(bin|pt|h5|msgpack|onnx)$/.test(f));
       throw new HubError(
-        `${this.where}: no model.safetensors or model.safetensors.index.json in the repo` +
+        `${this.where}: no ${tp}model.safetensors or ${tp}model.safetensors.index.json in the ` +
+          `repo` +
           (other.length ? ` (it has ${other.join(", ")}; this engine reads safetensors only)` : ""),
         "EntryNotFound",
       );
     }
     out.push(...tokenizer, ...ST_FILES.filter((f) => files.has(f)));
+    if (tp && files.has(`${tp}sentence_bert_config.json`)) {
+      out.push(`${tp}sentence_bert_config.json`);
+    }
+    // The other modules' folders: their config and (Dense) weights.
+    for (const m of layout.modules) {
+      for (const f of ["config.json", "model.safetensors"]) {
+        const p = `${m}/${f}`;
+        if (files.has(p) && !out.includes(p)) out.push(p);
+      }
+    }
     return out;
   }
 
@@ -596,15 +626,20 @@ class HubResolver {
       }
       return { dir, commit, missing };
     }
-    if (!(await has("config.json"))) missing.push(`snapshots/${commit}/config.json`);
-    if (await has("model.safetensors")) {
+    const layout = await has("modules.json")
+      ? await stLayout(join(dir, "modules.json"), this.where)
+      : { transformer: "", modules: [] };
+    const tp = layout.transformer ? `${layout.transformer}/` : "";
+    if (!(await has(`${tp}config.json`))) missing.push(`snapshots/${commit}/${tp}config.json`);
+    if (await has(`${tp}model.safetensors`)) {
       // complete
-    } else if (await has("model.safetensors.index.json")) {
-      for (const s of await shardNames(join(dir, "model.safetensors.index.json"), this.where)) {
-        if (!(await has(s))) missing.push(`snapshots/${commit}/${s}`);
+    } else if (await has(`${tp}model.safetensors.index.json`)) {
+      const index = join(dir, `${tp}model.safetensors.index.json`);
+      for (const s of await shardNames(index, this.where)) {
+        if (!(await has(tp + s))) missing.push(`snapshots/${commit}/${tp}${s}`);
       }
     } else {
-      missing.push(`snapshots/${commit}/model.safetensors`);
+      missing.push(`snapshots/${commit}/${tp}model.safetensors`);
     }
     return { dir, commit, missing };
   }
@@ -687,6 +722,35 @@ async function hashFile(
   } finally {
     file.close();
   }
+}
+
+/** Where a sentence-transformers repo keeps its transformer and its other modules' folders. */
+interface StLayout {
+  transformer: string;
+  modules: string[];
+}
+
+const SAFE_PATH = /^[A-Za-z0-9_.-]+$/;
+
+/** Reads modules.json: the transformer's folder ("" for the root) and the other module folders. */
+async function stLayout(path: string, where: string): Promise<StLayout> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new HubError(`${where}: modules.json: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(json)) throw new HubError(`${where}: modules.json: expected an array`);
+  const layout: StLayout = { transformer: "", modules: [] };
+  for (const m of json as { path?: unknown; type?: unknown }[]) {
+    const p = typeof m?.path === "string" ? m.path.replace(/\/+$/, "") : "";
+    if (p && (!SAFE_PATH.test(p) || p === "." || p === "..")) {
+      throw new HubError(`${where}: modules.json: bad module path ${JSON.stringify(m.path)}`);
+    }
+    if (typeof m?.type === "string" && m.type.endsWith("Transformer")) layout.transformer = p;
+    else if (p) layout.modules.push(p);
+  }
+  return layout;
 }
 
 /** The shard file names of a safetensors index, checked to stay inside the snapshot. */

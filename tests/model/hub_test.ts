@@ -8,6 +8,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseHubId, resolveModel } from "../../model/hub.ts";
 import { gitBlobSha1, readRepoFiles, sha256Hex, startHub } from "../_hub_server.ts";
+import { SafetensorsFile, writeSafetensors } from "../../model/safetensors.ts";
+import { readSentenceTransformers } from "../../model/sentence_transformers.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
@@ -205,5 +207,97 @@ Deno.test("a local folder of the same name wins over the Hub", async () => {
   } finally {
     Deno.chdir(cwd);
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sharded safetensors: the index and every shard it names, offline too", async () => {
+  const tmp = await Deno.makeTempDir();
+  const st = await SafetensorsFile.open(join(FIXTURES, "xlmr-tiny/model/model.safetensors"));
+  const names = [...st.tensors.keys()].sort();
+  const half = Math.ceil(names.length / 2);
+  const weightMap: Record<string, string> = {};
+  for (const [k, part] of [names.slice(0, half), names.slice(half)].entries()) {
+    const file = `model-0000${k + 1}-of-00002.safetensors`;
+    const tensors = [];
+    for (const n of part) {
+      tensors.push({ name: n, shape: [...st.tensors.get(n)!.shape], data: await st.readF32(n) });
+      weightMap[n] = file;
+    }
+    await writeSafetensors(join(tmp, file), tensors);
+  }
+  st.close();
+  const files: Record<string, Uint8Array> = {
+    "config.json": await Deno.readFile(join(FIXTURES, "xlmr-tiny/model/config.json")),
+    "tokenizer.json": await Deno.readFile(join(FIXTURES, "tokenizer/tokenizer.json")),
+    "model.safetensors.index.json": new TextEncoder().encode(
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    ),
+  };
+  for (const f of new Set(Object.values(weightMap))) files[f] = await Deno.readFile(join(tmp, f));
+  const hub = startHub({ "test-org/sharded": { commit: COMMIT, files } });
+  const cache = join(tmp, "cache");
+  try {
+    const src = await resolveModel("test-org/sharded", {
+      endpoint: hub.url,
+      cacheDir: cache,
+      ...quiet,
+    });
+    for (const f of Object.keys(files)) {
+      deepEqual(await Deno.readFile(join(src.dir, f)), files[f], f);
+    }
+  } finally {
+    await hub.close();
+  }
+  const off = await resolveModel("test-org/sharded", { cacheDir: cache, offline: true });
+  equal(off.commit, COMMIT);
+  // A missing shard is named offline.
+  await Deno.remove(join(off.dir, "model-00002-of-00002.safetensors"));
+  await rejects(
+    resolveModel("test-org/sharded", { cacheDir: cache, offline: true }),
+    /model-00002-of-00002\.safetensors missing/,
+  );
+  await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("a sentence-transformers repo: every module's files, the transformer in a subfolder too", async () => {
+  const real = await readRepoFiles(join(FIXTURES, "bert-tiny/st-model"));
+  // As found on the Hub today (transformer at the root) and in older repos (0_Transformer/).
+  const moved: Record<string, Uint8Array> = {};
+  const modules = JSON.parse(new TextDecoder().decode(real["modules.json"])) as {
+    path: string;
+    type: string;
+  }[];
+  for (const [p, b] of Object.entries(real)) {
+    moved[
+      p.includes("/") || p === "modules.json" || p.startsWith("config_sentence")
+        ? p
+        : `0_Transformer/${p}`
+    ] = b;
+  }
+  modules[0].path = "0_Transformer";
+  moved["modules.json"] = new TextEncoder().encode(JSON.stringify(modules));
+  moved["0_Transformer/pytorch_model.bin"] = new Uint8Array(10);
+  const hub = startHub({
+    "test-org/st": { commit: COMMIT, files: real },
+    "test-org/st-old": { commit: COMMIT, files: moved },
+  });
+  const cache = await Deno.makeTempDir({ prefix: "hf_cache_" });
+  try {
+    for (const [repo, files] of [["test-org/st", real], ["test-org/st-old", moved]] as const) {
+      const src = await resolveModel(repo, { endpoint: hub.url, cacheDir: cache, ...quiet });
+      for (const f of Object.keys(files)) {
+        if (f.endsWith(".bin")) continue;
+        deepEqual(await Deno.readFile(join(src.dir, f)), files[f], `${repo}: ${f}`);
+      }
+      const st = await readSentenceTransformers(src.dir);
+      equal(st?.dense.length, 1, repo);
+      equal(st?.normalize, true, repo);
+      const off = await resolveModel(repo, { cacheDir: cache, offline: true });
+      equal(off.dir, src.dir);
+    }
+    ok(!hub.log.some((r) => r.path.endsWith(".bin")), "no .bin fetched");
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
   }
 });
