@@ -57,13 +57,23 @@ export { gradNorm } from "./kernels/grad_norm.ts";
 // Model
 export {
   configToJson,
+  isBert,
   loadConfig,
+  maxSequenceLength,
   parseConfig,
   presetConfig,
   type XlmrConfig,
 } from "./model/config.ts";
 export { Checkpoint, SafetensorsFile, writeSafetensors } from "./model/safetensors.ts";
 export { XlmrTokenizer } from "./model/tokenizer.ts";
+export { WordPieceTokenizer } from "./model/wordpiece.ts";
+export { loadTokenizer, type TextTokenizer } from "./model/text_tokenizer.ts";
+export {
+  newSentenceTransformers,
+  readSentenceTransformers,
+  type StFolder,
+  writeSentenceTransformers,
+} from "./model/sentence_transformers.ts";
 export { XlmrParams } from "./model/params.ts";
 export { initModelDir, randomWeights } from "./model/init.ts";
 export { makeTokenBatch, type Pooling, type TokenBatch, XlmrModel } from "./model/xlmr.ts";
