@@ -38,6 +38,10 @@ const COMMANDS: Record<
     help: "hard negatives: --model DIR --train DATA --out OUT.jsonl [--negatives N] …",
     run: async () => (await import("./cli/mine.ts")).mineCommand,
   },
+  compare: {
+    help: "RUN_A RUN_B: paired bootstrap CI and p per metric [--resamples N] [--report DIR]",
+    run: async () => (await import("./cli/compare.ts")).compareCommand,
+  },
   sweep: {
     help: "train with several α or samplers and write one comparison report",
     run: async () => (await import("./cli/sweep.ts")).sweepCommand,

@@ -73,3 +73,10 @@ export {
   type TatoebaReport,
   type TatoebaSet,
 } from "./tatoeba.ts";
+export {
+  compareRuns,
+  type Comparison,
+  type PairedMetric,
+  renderComparisonReport,
+} from "./compare.ts";
+export { type LareqaPerQuery, lareqaPerQuery } from "./per_query.ts";

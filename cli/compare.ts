@@ -1,0 +1,113 @@
+/**
+ * `compare RUN_A RUN_B [--resamples N] [--seed N] [--out FILE.json] [--report DIR]`: the paired
+ * difference B − A of every metric of two evaluations of the same queries, with a 95% confidence
+ * interval and a p-value from a paired bootstrap over queries (`eval/compare.ts` states the
+ * method). RUN_A and RUN_B are eval JSONs, or folders holding exactly one eval JSON with
+ * per-query results.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { basename, join } from "node:path";
+import { numberFlag, UsageError } from "./flags.ts";
+import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
+import { compareRuns, renderComparisonReport } from "../eval/compare.ts";
+import { readTextStrict } from "../training/data.ts";
+
+/** Reads an eval JSON, or the one eval JSON with per-query results inside a run folder. */
+export async function readEvalJson(path: string): Promise<{ file: string; json: unknown }> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw new Error(`compare: cannot read ${path}: ${(e as Error).message}`);
+  }
+  let file = path;
+  if (info.isDirectory) {
+    const found: string[] = [];
+    for await (const e of Deno.readDir(path)) {
+      if (!e.isFile || !e.name.endsWith(".json")) continue;
+      try {
+        const j = JSON.parse(await Deno.readTextFile(join(path, e.name)));
+        if (j && typeof j === "object" && "dataset" in j && "per_query" in j) found.push(e.name);
+      } catch {
+        // not JSON: not an eval result
+      }
+    }
+    found.sort();
+    if (found.length === 0) {
+      throw new Error(`compare: ${path} holds no eval JSON with per-query results (run eval)`);
+    }
+    if (found.length > 1) {
+      throw new UsageError(
+        `compare: ${path} holds several eval JSONs (${found.join(", ")}); name one`,
+      );
+    }
+    file = join(path, found[0]);
+  }
+  const text = await readTextStrict(file);
+  try {
+    return { file, json: JSON.parse(text) };
+  } catch (e) {
+    throw new SyntaxError(`${file}: not JSON (${(e as Error).message})`);
+  }
+}
+
+/** Runs the `compare` command. */
+export async function compareCommand(args: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        resamples: { type: "string" },
+        seed: { type: "string" },
+        out: { type: "string" },
+        report: { type: "string" },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    throw new UsageError(`compare: ${(e as Error).message}`);
+  }
+  const f = parsed.values as Record<string, string | undefined>;
+  if (parsed.positionals.length !== 2) {
+    throw new UsageError(
+      `compare: expected two runs (RUN_A RUN_B: eval JSONs or run folders), got ` +
+        `${parsed.positionals.length}`,
+    );
+  }
+  const resamples = numberFlag(f, "resamples", { integer: true, min: 100, max: 1e7 }) ?? 10000;
+  const seed = numberFlag(f, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0;
+  const [pa, pb] = parsed.positionals;
+  const a = await readEvalJson(pa), b = await readEvalJson(pb);
+  const name = (p: string, file: string) => {
+    const n = basename(p.replace(/[\\/]+$/, ""));
+    return n === basename(file) ? n.replace(/\.json$/, "") : n;
+  };
+  let names = { a: name(pa, a.file), b: name(pb, b.file) };
+  if (names.a === names.b) names = { a: `A (${names.a})`, b: `B (${names.b})` };
+  const t0 = performance.now();
+  const c = compareRuns(a.json, b.json, {
+    resamples,
+    seed,
+    names,
+    onProgress: (m) => console.error(m),
+  });
+  const secs = (performance.now() - t0) / 1000;
+  const result = { ...c, files: { a: a.file, b: b.file } };
+  console.log(renderComparisonReport(c, "md"));
+  console.error(`${c.resamples} resamples in ${secs.toFixed(1)} s`);
+  if (f.out) {
+    await writeJsonAtomic(f.out, result);
+    console.error(`→ ${f.out}`);
+  }
+  if (f.report) {
+    await Deno.mkdir(f.report, { recursive: true });
+    const dir = f.report.replace(/[\\/]+$/, "");
+    for (const format of ["md", "html"] as const) {
+      await writeFileAtomic(`${dir}/report.${format}`, renderComparisonReport(c, format));
+    }
+    console.error(`report: ${dir}/report.md, ${dir}/report.html`);
+  }
+}
