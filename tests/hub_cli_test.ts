@@ -202,3 +202,62 @@ test("eval --dataset xquad-r refuses files whose sha256 differs from the pinned 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+test("train --model ORG/NAME (CLI) and train() with a Hub id (library) record the Hub id", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hub_train_" });
+  const files = await readRepoFiles(join(FIXTURES, "xlmr-tiny/model"), join(FIXTURES, "tokenizer"));
+  delete files["golden_subset.jsonl"];
+  const hub = startHub({ [REPO]: { commit: COMMIT, files } });
+  const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: join(dir, "hf") };
+  const common = ["--train", join(FIXTURES, "xlmr-tiny/pairs.jsonl"), "--steps", "2"];
+  try {
+    const r = await cli(
+      env,
+      "train",
+      "--model",
+      REPO,
+      ...common,
+      "--batch-size",
+      "4",
+      "--max-length",
+      "16",
+      "--out",
+      join(dir, "run"),
+    );
+    equal(r.code, 0, r.stderr);
+    const prov = JSON.parse(await Deno.readTextFile(join(dir, "run/provenance.json")));
+    equal(prov.base_model.hub_id, REPO);
+    equal(prov.base_model.commit, COMMIT);
+    const card = await Deno.readTextFile(join(dir, "run/README.md"));
+    ok(card.includes(`base_model: "${REPO}@${COMMIT}"`), card.slice(0, 300));
+
+    // The library: train() resolves the id itself (through HF_ENDPOINT / HF_HUB_CACHE).
+    const { train } = await import("../training/train.ts");
+    const { Gpu } = await import("../kernels/runtime.ts");
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, Deno.env.get(k)]));
+    for (const [k, v] of Object.entries(env)) Deno.env.set(k, v);
+    try {
+      const gpu = await Gpu.create();
+      const res = await train(gpu, {
+        model: REPO,
+        train: join(FIXTURES, "xlmr-tiny/pairs.jsonl"),
+        out: join(dir, "lib"),
+        steps: 2,
+        batchSize: 4,
+        maxLength: 16,
+        quiet: true,
+      });
+      equal(res.steps, 2);
+      ok((await Deno.readTextFile(join(dir, "lib/README.md"))).includes(`${REPO}@${COMMIT}`));
+      ok((await Deno.stat(join(dir, "lib/tokenizer.json"))).isFile, "tokenizer copied");
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) Deno.env.delete(k);
+        else Deno.env.set(k, v);
+      }
+    }
+  } finally {
+    await hub.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});

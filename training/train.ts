@@ -32,6 +32,7 @@ import {
 } from "./trainer.ts";
 import { languageSimilarity } from "./language_similarity.ts";
 import { writeRunCard } from "./run_card.ts";
+import { resolveModel, resolveModelDir } from "../model/hub.ts";
 
 /** Everything a training run needs; the CLI's flags map onto this one to one. */
 export interface TrainOptions extends Partial<TrainerOptions> {
@@ -204,6 +205,11 @@ export async function train(
     // Flags left out arrive as undefined and must not hide the defaults.
     ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as TrainOptions,
   };
+  // Hub ids (ORG/NAME[@REV]) become snapshot folders of the Hugging Face cache first.
+  const modelSource = await resolveModel(o.model);
+  if (modelSource.kind === "hub") o.modelName ??= `${modelSource.repo}@${modelSource.commit}`;
+  o.model = modelSource.dir;
+  if (o.tokenizer) o.tokenizer = await resolveModelDir(o.tokenizer, { files: "tokenizer" });
   const log = o.quiet ? () => {} : (s: string) => console.log(s);
   const data: QaDataset = await loadQaData(o.train, { langs: o.langs });
   const resumeDir = o.resume ? await findCheckpoint(o.resume) : null;
