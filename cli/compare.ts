@@ -11,7 +11,7 @@ import { basename, join } from "node:path";
 import { numberFlag, UsageError } from "./flags.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { compareRuns, renderComparisonReport } from "../eval/compare.ts";
-import { readTextStrict } from "../training/data.ts";
+import { readTextStrict } from "../util/text_file.ts";
 
 /** Reads an eval JSON, or the one eval JSON with per-query results inside a run folder. */
 export async function readEvalJson(path: string): Promise<{ file: string; json: unknown }> {

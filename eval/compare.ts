@@ -13,8 +13,9 @@
  * question id with all its language versions (translations of one question), or one Tatoeba
  * sentence pair with both directions. Clusters are grouped in strata (Tatoeba: its language, so
  * every replicate keeps each language's size; LAReQA: one stratum). Replicate r draws, stratum by
- * stratum in sorted order, n_s clusters of the stratum with replacement (`Random(seed).int(n_s)`
- * of `training/random.ts`, one generator for all replicates, in replicate order), and recomputes
+ * stratum in sorted order, n_s clusters of the stratum with replacement (cluster
+ * ⌊u · n_s⌋ of the stratum's clusters in order of first appearance in A's `per_query`, u from one
+ * `mulberry32(seed)` of `model/init.ts` for all replicates, in replicate order), and recomputes
  * every metric on both runs with those clusters, so the difference is paired. The interval is the
  * percentile interval of the replicated differences (2.5% and 97.5% points, linear interpolation
  * between order statistics as numpy's default `percentile`); the two-sided p-value is
@@ -23,7 +24,7 @@
  * the number of replicates. A difference is called significant only when its interval excludes 0.
  * @module
  */
-import { Random } from "../training/random.ts";
+import { mulberry32 } from "../model/init.ts";
 
 /** One metric of the comparison. */
 export interface PairedMetric {
@@ -477,14 +478,14 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
   });
 
   const diffs = defs.map(() => new Float64Array(resamples));
-  const rnd = new Random(seed);
+  const rnd = mulberry32(seed);
   const w = new Float64Array(clusterIds.size);
   const progress = opts.onProgress ?? (() => {});
   let shown = performance.now();
   for (let r = 0; r < resamples; r++) {
     w.fill(0);
     for (const s of strata) {
-      for (let k = 0; k < s.length; k++) w[s[rnd.int(s.length)]]++;
+      for (let k = 0; k < s.length; k++) w[s[Math.floor(rnd() * s.length)]]++;
     }
     for (let m = 0; m < packed.length; m++) {
       const [va, vb] = evaluate(packed[m], w);

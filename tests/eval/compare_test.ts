@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { compareRuns, quantileSorted } from "../../eval/compare.ts";
 import { evaluateLareqa } from "../../eval/retrieval.ts";
 import { loadLareqa } from "../../eval/lareqa.ts";
-import { Random } from "../../training/random.ts";
+import { mulberry32 } from "../../model/init.ts";
 import { freshSeed, gpuTest, rng, seededTest } from "../_helpers.ts";
 import { hashEmbed, taggedEmbed, writeSet } from "./_synthetic.ts";
 
@@ -189,12 +189,15 @@ seededTest("the interval equals a brute-force float64 percentile over the same r
       ),
   };
   const got = compareRuns(a, b, { resamples: R, seed });
-  const rnd = new Random(seed);
+  const rnd = mulberry32(seed);
   const diffs: Record<string, number[]> = Object.fromEntries(
     Object.keys(metrics).map((k) => [k, []]),
   );
   for (let r = 0; r < R; r++) {
-    const rows = Array.from({ length: clusters.length }, () => clusters[rnd.int(clusters.length)])
+    const rows = Array.from(
+      { length: clusters.length },
+      () => clusters[Math.floor(rnd() * clusters.length)],
+    )
       .flatMap((c) => rowsOf.get(c)!);
     for (const [k, f] of Object.entries(metrics)) diffs[k].push(f(b, rows) - f(a, rows));
   }
@@ -215,7 +218,7 @@ seededTest("the interval equals a brute-force float64 percentile over the same r
   const ta = tatoebaRun(freshSeed("tatoeba a"), 0.5), tb = tatoebaRun(freshSeed("tatoeba b"), 0.6);
   const tg = compareRuns(ta, tb, { resamples: R, seed }).metrics[0];
   equal(tg.name, "accuracy@1 average");
-  const rt = new Random(seed);
+  const rt = mulberry32(seed);
   const langs = [...new Set(ta.per_query.lang)].sort();
   const avg = (run: TatoebaJson, rows: number[]) =>
     macro(
@@ -230,7 +233,7 @@ seededTest("the interval equals a brute-force float64 percentile over the same r
   for (let r = 0; r < R; r++) {
     const rows = langs.flatMap((l) => {
       const own = ta.per_query.lang.flatMap((x, i) => (x === l ? [i] : []));
-      return own.map(() => own[rt.int(own.length)]);
+      return own.map(() => own[Math.floor(rt() * own.length)]);
     });
     td.push(avg(tb, rows) - avg(ta, rows));
   }
