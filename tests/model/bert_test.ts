@@ -6,8 +6,12 @@
  * Tolerances: about 10–20× the worst error measured on lavapipe (TEST_VERBOSE=1 prints it).
  */
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Gpu } from "../../kernels/runtime.ts";
 import { Encoder } from "../../model/encoder.ts";
+import { XlmrParams } from "../../model/params.ts";
+import { writeSafetensors } from "../../model/safetensors.ts";
 import { configToJson, maxSequenceLength, parseConfig, presetConfig } from "../../model/config.ts";
 import { makeTokenBatch, type Pooling, XlmrModel } from "../../model/xlmr.ts";
 import { referenceForward, referenceLoss } from "../../model/xlmr_reference.ts";
@@ -192,4 +196,133 @@ Deno.test("a BERT config round-trips through config.json as BertModel", () => {
   deepEqual(parseConfig(json, "rt"), cfg);
   const fixture = JSON.parse(Deno.readTextFileSync(FIX + "model/config.json"));
   deepEqual(parseConfig(fixture, "fixture"), { ...cfg, bosTokenId: 0, eosTokenId: 2 });
+});
+
+gpuTest(
+  "f16 linear weights embed the BertModel fixture within 2e-3 of transformers",
+  async (gpu) => {
+    const enc = await Encoder.load(gpu, FIX + "model", undefined, { dtype: "f16" });
+    const lines = (await Deno.readTextFile(FIX + "embed_inputs.jsonl")).split("\n").filter((l) => l)
+      .map((l) => JSON.parse(l) as { input_ids: number[] });
+    const expected = JSON.parse(await Deno.readTextFile(FIX + "embed_expected.json")) as Record<
+      string,
+      number[][]
+    >;
+    const got = await enc.embed(lines.map((l) => ({ inputIds: l.input_ids })), { pooling: "mean" });
+    const H = enc.config.hiddenSize;
+    let worst = 0;
+    expected.mean.forEach((row, i) => {
+      worst = Math.max(worst, relErr(got.subarray(i * H, (i + 1) * H), row));
+    });
+    if (verbose) console.log(`bert f16 worst relative error ${worst}`);
+    // The same bar as the XLM-R fixture's f16 test (tests/model/fixture_test.ts).
+    ok(worst <= 2e-3 && worst > 0, `f16 mean embeddings: worst relative error ${worst}`);
+    enc.release();
+  },
+);
+
+/**
+ * A Gpu whose maxStorageBufferBindingSize is `rows` word-table rows while `small()` is true, so
+ * that parameters allocated then are split into row chunks (LaBSE's 501,153 × 768 table is 1.5 GB,
+ * above any adapter's binding limit); kernels run later see the real limits.
+ */
+function chunkingGpu(gpu: Gpu, bytes: number): { fake: Gpu; done: () => void } {
+  let small = true;
+  const limits = new Proxy(gpu.limits, {
+    get: (t, k) => (k === "maxStorageBufferBindingSize" ? bytes : t[k as keyof typeof t]),
+  });
+  const fake = Object.create(gpu, { limits: { get: () => (small ? limits : gpu.limits) } }) as Gpu;
+  return { fake, done: () => small = false };
+}
+
+gpuTest(
+  "a chunked BERT word table loads, embeds and trains exactly as a whole one",
+  async (gpu) => {
+    const seed = freshSeed("bert chunked table");
+    const config = tinyBertConfig();
+    const weights = perturbedWeights(config, seed);
+    const dir = await Deno.makeTempDir();
+    await writeSafetensors(
+      join(dir, "model.safetensors"),
+      weights.map((w) => ({ ...w, name: `bert.${w.name}` })), // prefixed, as some checkpoints are
+    );
+    const whole = await XlmrParams.load(gpu, dir, config);
+    // 48 rows per binding: the word table (97 rows) splits into 48 + 48 + 1, nothing else splits.
+    const { fake, done } = chunkingGpu(gpu, 48 * config.hiddenSize * 4);
+    const chunked = await XlmrParams.load(fake, dir, config);
+    done();
+    const word = chunked.param("embeddings.word_embeddings.weight");
+    deepEqual(word.chunks.map((t) => t.shape[0]), [48, 48, 1]);
+    for (const p of chunked.list()) if (p !== word) equal(p.chunks.length, 1, p.name);
+    equal(whole.param("embeddings.word_embeddings.weight").chunks.length, 1);
+    deepEqual(await chunked.read(word.name), await whole.read(word.name));
+    const r = rng(seed + 2);
+    const queries = bertSeqs(r, [6, 9, 4], config.vocabSize);
+    const passages = bertSeqs(r, [7, 5, 8], config.vocabSize);
+    const step = async (params: XlmrParams) => {
+      const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, pooling: "cls" });
+      trainer.step(queries, passages, 1e-2);
+      const [stats] = await trainer.collect();
+      const after = await params.read(word.name);
+      trainer.release();
+      return { loss: stats.loss, after };
+    };
+    const a = await step(whole), b = await step(chunked);
+    // Each token's row is gathered from exactly one chunk and scattered back into it: same sums.
+    equal(b.loss, a.loss);
+    deepEqual(b.after, a.after);
+    whole.release();
+    chunked.release();
+  },
+);
+
+// Checkpointing recomputes each layer from its input (bit-identical); GradCache encodes chunks of
+// the batch at its padded length, so its sums differ in order only. Measured on BERT: identical
+// losses, gradients ≤ 1.3e-7 relative; limits as in tests/training/grad_cache_test.ts (1e-6 for
+// the loss, 5e-6 for all gradients together: 40× the noise).
+gpuTest("checkpointing and GradCache give a BERT's plain-step loss and gradients", async (gpu) => {
+  const seed = freshSeed("bert grad cache");
+  const config = tinyBertConfig();
+  const weights = perturbedWeights(config, seed);
+  const r = rng(seed + 4);
+  const queries = bertSeqs(r, [6, 9, 4, 7, 5], config.vocabSize);
+  const passages = bertSeqs(r, [7, 5, 8, 3, 9], config.vocabSize);
+  const run = async (o: { checkpointing?: boolean; gradCacheChunk?: number }) => {
+    const params = uploadWeights(gpu, config, weights);
+    const trainer = new Trainer(params, {
+      ...DEFAULT_TRAINER_OPTIONS,
+      pooling: "mean",
+      temperature: 0.2,
+      ...o,
+    });
+    trainer.step(queries, passages, 0);
+    const [stats] = await trainer.collect();
+    const grads = new Map<string, Float32Array>();
+    for (const n of trainer.trainedNames()) grads.set(n, await gpu.read(trainer.grads.get(n)![0]));
+    trainer.release();
+    params.release();
+    return { loss: stats.loss, grads };
+  };
+  const plain = await run({});
+  for (
+    const o of [{ checkpointing: true }, { gradCacheChunk: 2 }, {
+      checkpointing: true,
+      gradCacheChunk: 3,
+    }]
+  ) {
+    const got = await run(o);
+    const dl = Math.abs(got.loss - plain.loss) / plain.loss;
+    ok(dl <= 1e-6, `${JSON.stringify(o)}: loss ${got.loss} vs ${plain.loss}`);
+    let num = 0, den = 0;
+    for (const [n, w] of plain.grads) {
+      const g = got.grads.get(n)!;
+      for (let i = 0; i < w.length; i++) {
+        num += (g[i] - w[i]) ** 2;
+        den += w[i] ** 2;
+      }
+    }
+    const e = Math.sqrt(num / den);
+    if (verbose) console.log(`bert ${JSON.stringify(o)}: loss ${dl}, gradients ${e}`);
+    ok(e <= 5e-6, `${JSON.stringify(o)}: all gradients, relative error ${e}`);
+  }
 });
