@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { Gpu } from "../../kernels/runtime.ts";
 import { Encoder } from "../../model/encoder.ts";
 import { XlmrParams } from "../../model/params.ts";
-import { writeSafetensors } from "../../model/safetensors.ts";
+import { Checkpoint, writeSafetensors } from "../../model/safetensors.ts";
 import { configToJson, maxSequenceLength, parseConfig, presetConfig } from "../../model/config.ts";
 import { makeTokenBatch, type Pooling, XlmrModel } from "../../model/xlmr.ts";
 import { referenceForward, referenceLoss } from "../../model/xlmr_reference.ts";
@@ -325,4 +325,30 @@ gpuTest("checkpointing and GradCache give a BERT's plain-step loss and gradients
     if (verbose) console.log(`bert ${JSON.stringify(o)}: loss ${dl}, gradients ${e}`);
     ok(e <= 5e-6, `${JSON.stringify(o)}: all gradients, relative error ${e}`);
   }
+});
+
+gpuTest("a BERT sentence pair embeds with token type 1 for its second segment", async (gpu) => {
+  const enc = await Encoder.load(gpu, FIX + "model");
+  const ckpt = await Checkpoint.open(FIX + "model");
+  const w = new Map<string, Float64Array>();
+  for (const n of ckpt.names()) w.set(n, Float64Array.from(await ckpt.readF32(n)));
+  ckpt.close();
+  const pairs = [
+    ["Who wrote it?", "The paragraph that answers, in another sentence."],
+    ["¿Dónde?", "En el río."],
+  ];
+  const got = await enc.embed(pairs.map(([text, pair]) => ({ text, pair })), { pooling: "cls" });
+  const H = enc.config.hiddenSize;
+  for (const [i, [a, b]] of pairs.entries()) {
+    const { ids, typeIds } = enc.tokenizer!.encodePairWithTypes(a, b, 128);
+    equal(ids.filter((x) => x === 3).length, 2); // [CLS] A [SEP] B [SEP]
+    const want = referenceForward(w, enc.config, [ids], "cls", [typeIds]);
+    const zeros = referenceForward(w, enc.config, [ids], "cls");
+    const row = got.subarray(i * H, (i + 1) * H);
+    const e = relErr(row, want);
+    ok(e <= FIXTURE_REL_TOL, `pair ${i}: relative error ${e}`);
+    // Type ids matter far above the tolerance.
+    ok(relErr(row, zeros) > 100 * FIXTURE_REL_TOL, `pair ${i}: token types made no difference`);
+  }
+  enc.release();
 });
