@@ -423,24 +423,35 @@ class HubResolver {
   async ensureFile(m: FileMeta, commit: string, snapshot: string): Promise<void> {
     const pointer = join(snapshot, m.path);
     const blob = join(this.storage, "blobs", m.etag);
-    const size = await fileSize(blob);
-    if (size !== m.size) {
-      if (size !== null) await Deno.remove(blob); // a blob of the wrong size is not that blob
-      await this.download(m, commit, blob);
+    if ((await fileSize(blob)) !== m.size) {
+      // One process downloads a blob at a time (another engine or a second run of this one).
+      const release = await lockBlob(blob, `${this.where}: ${m.path}`, this.o.quiet);
+      try {
+        const size = await fileSize(blob); // it may have arrived while we waited
+        if (size !== m.size) {
+          if (size !== null) await Deno.remove(blob); // a blob of the wrong size is not that blob
+          await this.download(m, commit, blob);
+        }
+      } finally {
+        await release();
+      }
     }
     const target = relative(dirname(pointer), blob);
     try {
       if (await Deno.readLink(pointer) === target) return;
-      await Deno.remove(pointer);
     } catch {
-      // no link yet
+      // no link yet (or a copied file, replaced below)
     }
     await Deno.mkdir(dirname(pointer), { recursive: true });
+    // Made under a temporary name and renamed into place, so concurrent resolves never see (or
+    // write through) a half-made pointer.
+    const tmp = `${pointer}.tmp-${crypto.randomUUID().slice(0, 8)}`;
     try {
-      await Deno.symlink(target, pointer);
+      await Deno.symlink(target, tmp);
     } catch {
-      await Deno.copyFile(blob, pointer); // file systems without symlinks
+      await Deno.copyFile(blob, tmp); // file systems without symlinks
     }
+    await Deno.rename(tmp, pointer);
   }
 
   /** Downloads a blob to `<blob>.incomplete` (resuming it), verifies it and renames it. */
@@ -688,6 +699,69 @@ class HubResolver {
     }
     return new HubError(`${what}: ${(e as Error).message ?? e}`);
   }
+}
+
+/** Whether process `pid` runs on this machine (Linux: /proc; elsewhere assumed alive). */
+function processAlive(pid: unknown): boolean {
+  if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync("/proc/self");
+  } catch {
+    return true;
+  }
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes `<blob>.lock` (holding this pid): waits while a live process holds it, takes it over
+ * from a dead one. Returns the release function.
+ */
+async function lockBlob(
+  blob: string,
+  what: string,
+  quiet?: boolean,
+): Promise<() => Promise<void>> {
+  const path = `${blob}.lock`;
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const token = crypto.randomUUID();
+  const body = JSON.stringify({ pid: Deno.pid, token });
+  let told = false;
+  for (;;) {
+    try {
+      await Deno.writeTextFile(path, body, { createNew: true });
+      break;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    let holder: { pid?: unknown } = {};
+    try {
+      holder = JSON.parse(await Deno.readTextFile(path));
+    } catch {
+      // being written, or gone: look again
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    if (processAlive(holder.pid)) {
+      if (!told && !quiet) console.error(`${what}: waiting for process ${holder.pid} (${path})`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 250));
+      continue;
+    }
+    await Deno.remove(path).catch(() => {}); // stale: its process is gone
+  }
+  return async () => {
+    try {
+      if (JSON.parse(await Deno.readTextFile(path)).token === token) await Deno.remove(path);
+    } catch {
+      // gone already
+    }
+  };
 }
 
 function isNetworkError(e: unknown): boolean {

@@ -16,6 +16,8 @@ export interface StandInRepo {
   lfs?: (path: string) => boolean;
   /** When set, requests need `Authorization: Bearer <token>` (else 401 RepoNotFound). */
   token?: string;
+  /** Gated: the API answers, downloads need `gatedToken` (else 403 GatedRepo). */
+  gatedToken?: string;
 }
 
 /** Fault injection and request log. */
@@ -127,6 +129,9 @@ export function startHub(repos: Record<string, StandInRepo>): StandInHub {
       const r = findRepo(req, m[1], m[2]);
       if (r instanceof Response) return r;
       const file = m[3];
+      if (r.gatedToken && req.headers.get("Authorization") !== `Bearer ${r.gatedToken}`) {
+        return error(403, "GatedRepo", "Access to this model is restricted");
+      }
       if (!(file in r.files)) return error(404, "EntryNotFound", `${file} does not exist`);
       const key = `${m[1]}/${file}`;
       const real = r.files[file];

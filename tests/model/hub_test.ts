@@ -301,3 +301,55 @@ Deno.test("a sentence-transformers repo: every module's files, the transformer i
     await Deno.remove(cache, { recursive: true });
   }
 });
+
+Deno.test("gated repos and bad tokens: errors say what to do", async () => {
+  const files = await repoFiles();
+  const hub = startHub({ "test-org/gated": { commit: COMMIT, files, gatedToken: "hf_ok" } });
+  const cache = await Deno.makeTempDir({ prefix: "hf_cache_" });
+  const o = { endpoint: hub.url, cacheDir: cache, ...quiet };
+  try {
+    await rejects(
+      resolveModel("test-org/gated", o),
+      /test-org\/gated@main: config\.json: access denied \(HTTP 403 GatedRepo\): the repo is private or gated: set HF_TOKEN/,
+    );
+    await rejects(
+      resolveModel("test-org/gated", { ...o, token: "hf_other" }),
+      /access denied .*HF_TOKEN has no access to this repo/,
+    );
+    await rejects(resolveModel("test-org/gated", { ...o, token: "abc" }), /HF_TOKEN: .*hf_/);
+    equal((await resolveModel("test-org/gated", { ...o, token: "hf_ok" })).commit, COMMIT);
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("one download per blob: concurrent resolves wait for it, a dead holder's lock is taken over", async () => {
+  const files = await repoFiles();
+  const hub = startHub({ [REPO]: { commit: COMMIT, files } });
+  const cache = await Deno.makeTempDir({ prefix: "hf_cache_" });
+  const o = { endpoint: hub.url, cacheDir: cache, ...quiet };
+  try {
+    // A lock left by a process that is gone.
+    const child = new Deno.Command("sleep", { args: ["0"] }).spawn();
+    await child.status;
+    const blobs = join(cache, "models--test-org--xlmr-tiny", "blobs");
+    await Deno.mkdir(blobs, { recursive: true });
+    const st = sha256Hex(files["model.safetensors"]);
+    await Deno.writeTextFile(join(blobs, `${st}.lock`), JSON.stringify({ pid: child.pid }));
+    const [a, b] = await Promise.all([resolveModel(REPO, o), resolveModel(REPO, o)]);
+    equal(a.dir, b.dir);
+    const full = hub.log.filter((r) =>
+      r.method === "GET" && r.path.endsWith("/model.safetensors") && r.range !== "bytes=0-0"
+    );
+    equal(full.length, 1, "the weights were downloaded once");
+    deepEqual(await Deno.readFile(join(a.dir, "model.safetensors")), files["model.safetensors"]);
+    const left = (await Array.fromAsync(Deno.readDir(blobs))).filter((e) =>
+      e.name.endsWith(".lock")
+    );
+    deepEqual(left, [], "no lock left");
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});
