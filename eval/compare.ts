@@ -2,16 +2,16 @@
  * Paired comparison of two evaluation runs over the same queries, with uncertainty: for every
  * metric the difference B − A, a 95% confidence interval and a p-value from a paired bootstrap.
  *
- * Inputs are eval JSONs with `per_query` columns (LAReQA: `eval/per_query.ts`; Tatoeba:
+ * Inputs are eval JSONs with `per_query` columns (LAReQA and BEIR: `eval/per_query.ts`; Tatoeba:
  * `eval/tatoeba.ts`). Queries are matched by key (language and id; language and line for
- * Tatoeba) and must be the same in both runs. Every metric is a macro average over cells of
+ * Tatoeba; query id for BEIR) and must be the same in both runs. Every metric is a macro average over cells of
  * per-query means (e.g. monolingual mAP: the mean over languages of the mean AP of that language's
  * queries within their own language), recomputed from the per-query values, which must reproduce
  * the numbers the JSON reports (else the file is refused).
  *
  * **Bootstrap.** The resampling unit is a cluster of queries that are not independent: a LAReQA
  * question id with all its language versions (translations of one question), or one Tatoeba
- * sentence pair with both directions. Clusters are grouped in strata (Tatoeba: its language, so
+ * sentence pair with both directions; a BEIR query alone. Clusters are grouped in strata (Tatoeba: its language, so
  * every replicate keeps each language's size; LAReQA: one stratum). Replicate r draws, stratum by
  * stratum in sorted order, n_s clusters of the stratum with replacement (cluster
  * ⌊u · n_s⌋ of the stratum's clusters in order of first appearance in A's `per_query`, u from one
@@ -43,7 +43,7 @@ export interface PairedMetric {
 
 /** What {@linkcode compareRuns} returns (and `compare --out` writes). */
 export interface Comparison {
-  kind: "lareqa" | "tatoeba";
+  kind: Kind;
   dataset: string;
   names: { a: string; b: string };
   queries: number;
@@ -82,6 +82,7 @@ interface Rows {
 }
 
 type Json = Record<string, unknown>;
+type Kind = "lareqa" | "tatoeba" | "beir";
 
 function isRecord(x: unknown): x is Json {
   return typeof x === "object" && x !== null && !Array.isArray(x);
@@ -96,7 +97,7 @@ function column(pq: Json, name: string, n: number, what: string): unknown[] {
 }
 
 /** Which kind of eval JSON `x` is, checking its per-query columns. */
-function kindOf(x: unknown, what: string): "lareqa" | "tatoeba" {
+function kindOf(x: unknown, what: string): Kind {
   if (!isRecord(x) || typeof x.dataset !== "string") {
     throw new TypeError(`${what}: not an eval JSON (no "dataset")`);
   }
@@ -106,11 +107,18 @@ function kindOf(x: unknown, what: string): "lareqa" | "tatoeba" {
         `another tool: run eval again`,
     );
   }
-  return x.dataset === "tatoeba" && "to_eng_rank" in x.per_query ? "tatoeba" : "lareqa";
+  if (x.dataset === "tatoeba" && "to_eng_rank" in x.per_query) return "tatoeba";
+  return "ndcg@10" in x.per_query ? "beir" : "lareqa";
 }
 
-function rowsOf(x: Json, kind: "lareqa" | "tatoeba", what: string): Rows {
+function rowsOf(x: Json, kind: Kind, what: string): Rows {
   const pq = x.per_query as Json;
+  if (kind === "beir") {
+    const id = pq.id;
+    if (!Array.isArray(id)) throw new TypeError(`${what}: per_query.id must be an array`);
+    const keys = id.map(String);
+    return { keys, cluster: keys, stratum: keys.map(() => "") };
+  }
   const lang = pq.lang;
   if (!Array.isArray(lang) || !lang.every((l) => typeof l === "string")) {
     throw new TypeError(`${what}: per_query.lang must be an array of strings`);
@@ -317,6 +325,35 @@ function tatoebaMetrics(a: Json, b: Json, order: number[], what: [string, string
   return defs;
 }
 
+function beirMetrics(a: Json, b: Json, order: number[], what: [string, string]): MetricDef[] {
+  const pa = a.per_query as Json, pb = b.per_query as Json;
+  const n = order.length;
+  const rows = order.map((_, i) => i);
+  const reported = (x: Json, k: string) => {
+    const v = isRecord(x.metrics) ? x.metrics[k] : undefined;
+    return typeof v === "number" ? v : null;
+  };
+  const def = (name: string, col: string, f: (v: number) => number, rep?: string) => {
+    const va = (numbers(pa, col, n, what[0]) as number[]).map(f);
+    const vb = (numbers(pb, col, n, what[1]) as number[]).map(f);
+    return {
+      name,
+      higherIsBetter: true,
+      cells: [{ rows, a: va, b: rows.map((i) => vb[order[i]]) }],
+      reported: rep
+        ? [reported(a, rep), reported(b, rep)] as [number | null, number | null]
+        : undefined,
+    };
+  };
+  return [
+    def("nDCG@10", "ndcg@10", (v) => v, "ndcg@10"),
+    def("recall@100", "recall@100", (v) => v, "recall@100"),
+    def("MRR@10", "mrr@10", (v) => v, "mrr@10"),
+    def("MAP", "ap", (v) => v),
+    def("first relevant at rank 1", "first_rank", (v) => Number(v === 1)),
+  ];
+}
+
 /**
  * Value of a macro-averaged metric under cluster weights: the mean over cells with weight of the
  * weighted mean of the cell's values. Cells are pre-aggregated per cluster.
@@ -444,7 +481,9 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
   }
   const defs = kind === "lareqa"
     ? lareqaMetrics(ja, jb, order, [names.a, names.b])
-    : tatoebaMetrics(ja, jb, order, [names.a, names.b]);
+    : kind === "tatoeba"
+    ? tatoebaMetrics(ja, jb, order, [names.a, names.b])
+    : beirMetrics(ja, jb, order, [names.a, names.b]);
 
   // Clusters, strata (sorted), and the packed metrics.
   const clusterIds = new Map<string, number>();
@@ -522,6 +561,8 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
   const unit = kind === "lareqa"
     ? `the ${clusterIds.size} question ids (all language versions of an id together: ` +
       `translations of one question are not independent)`
+    : kind === "beir"
+    ? `the ${clusterIds.size} queries`
     : `the ${clusterIds.size} sentence pairs within each language (both directions of a pair ` +
       `together; every replicate keeps each language's size)`;
   const method = `Paired bootstrap over queries: ${resamples.toLocaleString("en-US")} resamples ` +

@@ -7,7 +7,7 @@
  * when its id has no answer in that language). Every mAP of the report is a mean of these.
  * @module
  */
-import { averagePrecision } from "./metrics.ts";
+import { averagePrecision, ndcgAt, recallAt, reciprocalRankAt } from "./metrics.ts";
 
 /** The `per_query` columns of a LAReQA report. */
 export interface LareqaPerQuery {
@@ -57,5 +57,44 @@ export function lareqaPerQuery(
     ap: multiRanks.map((r) => averagePrecision(r)),
     first_rank: multiRanks.map((r) => Math.min(...r)),
     ap_by_language: byLang,
+  };
+}
+
+/** The `per_query` columns of a BEIR/MIRACL report (queries with a relevant document). */
+export interface BeirPerQuery {
+  id: string[];
+  "ndcg@10": number[];
+  "recall@100": number[];
+  "mrr@10": number[];
+  /** AP over the whole corpus (relevant = judgment > 0). */
+  ap: number[];
+  /** Rank (1-based) of the first relevant document. */
+  first_rank: number[];
+}
+
+/**
+ * Builds the BEIR columns for the queries `judged` (indices into `ids`), from the ranks and grades
+ * of their relevant documents (as `evaluateBeir` computes them).
+ *
+ * @example
+ * ```ts
+ * import { beirPerQuery } from "./per_query.ts";
+ * const pq = beirPerQuery(["q1"], [[2, 5]], [[1, 1]], [0]);
+ * console.log(pq.first_rank[0], pq["mrr@10"][0]); // 2 0.5
+ * ```
+ */
+export function beirPerQuery(
+  ids: string[],
+  ranks: number[][],
+  grades: number[][],
+  judged: number[],
+): BeirPerQuery {
+  return {
+    id: judged.map((i) => ids[i]),
+    "ndcg@10": judged.map((i) => ndcgAt(ranks[i], grades[i], 10)),
+    "recall@100": judged.map((i) => recallAt(ranks[i], 100)),
+    "mrr@10": judged.map((i) => reciprocalRankAt(ranks[i], 10)),
+    ap: judged.map((i) => averagePrecision(ranks[i])),
+    first_rank: judged.map((i) => Math.min(...ranks[i])),
   };
 }

@@ -22,7 +22,12 @@ import {
   selectLareqa,
 } from "./lareqa.ts";
 import type { BeirSet } from "./beir.ts";
-import { type LareqaPerQuery, lareqaPerQuery } from "./per_query.ts";
+import {
+  type BeirPerQuery,
+  beirPerQuery,
+  type LareqaPerQuery,
+  lareqaPerQuery,
+} from "./per_query.ts";
 import {
   averagePrecision,
   mean,
@@ -99,6 +104,8 @@ export interface BeirReport {
   metrics: { "ndcg@10": number | null; "recall@100": number | null; "mrr@10": number | null };
   counts: { queries: number; corpus: number; relevant_pairs: number };
   timing: { embed_ms: number; score_ms: number };
+  /** Each judged query's metrics, AP and first relevant rank (for `cli.ts compare`). */
+  per_query?: BeirPerQuery;
 }
 
 /**
@@ -437,5 +444,6 @@ export async function evaluateBeir(
     },
     counts: { queries: judged.length, corpus: set.corpus.length, relevant_pairs: pq.length },
     timing: { embed_ms: embedMs, score_ms: scoreMs },
+    per_query: beirPerQuery(set.queries.map((q) => q.id), ranks, grades, judged),
   };
 }

@@ -8,7 +8,8 @@ import { deepEqual, equal, notDeepEqual, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { compareRuns, quantileSorted } from "../../eval/compare.ts";
-import { evaluateLareqa } from "../../eval/retrieval.ts";
+import { evaluateBeir, evaluateLareqa } from "../../eval/retrieval.ts";
+import { loadBeir } from "../../eval/beir.ts";
 import { loadLareqa } from "../../eval/lareqa.ts";
 import { mulberry32 } from "../../model/init.ts";
 import { freshSeed, gpuTest, rng, seededTest } from "../_helpers.ts";
@@ -361,4 +362,51 @@ Deno.test("cli compare: run folders or JSONs in, a report with intervals out; er
   r = await cli("compare", join(dir, "run-a/eval.json"), join(dir, "fewer.json"));
   equal(r.code, 1);
   ok(/query cc\/q\d+ of eval is not in fewer/.test(r.stderr), r.stderr);
+});
+
+gpuTest("BEIR eval JSONs carry per-query results and compare query by query", async (gpu) => {
+  const dir = await Deno.makeTempDir({ prefix: "beir_" });
+  const docs = [["d1", "[q1:0.9] one"], ["d2", "[q1:0.5] two"], ["d3", "[q2:0.6] three"], [
+    "d4",
+    "x",
+  ]];
+  await Deno.writeTextFile(
+    `${dir}/corpus.jsonl`,
+    docs.map(([id, text]) => JSON.stringify({ _id: id, title: "", text })).join("\n"),
+  );
+  await Deno.writeTextFile(
+    `${dir}/queries.jsonl`,
+    [["q1", "[q1] first?"], ["q2", "[q2] second?"]].map(([id, text]) =>
+      JSON.stringify({ _id: id, text })
+    )
+      .join("\n"),
+  );
+  await Deno.mkdir(`${dir}/qrels`);
+  await Deno.writeTextFile(
+    `${dir}/qrels/test.tsv`,
+    "query-id\tcorpus-id\tscore\nq1\td2\t1\nq2\td3\t1\n",
+  );
+  const set = await loadBeir(dir);
+  const a = await evaluateBeir(gpu, set, taggedEmbed(["q1", "q2"]));
+  // q1: d1 .9 ahead of its d2 .5 → rank 2, AP 1/2; q2: d3 first.
+  deepEqual(a.per_query, {
+    id: ["q1", "q2"],
+    "ndcg@10": [1 / Math.log2(3), 1],
+    "recall@100": [1, 1],
+    "mrr@10": [0.5, 1],
+    ap: [0.5, 1],
+    first_rank: [2, 1],
+  });
+  const json = JSON.parse(JSON.stringify(a));
+  const c = compareRuns(json, structuredClone(json), { resamples: 200 });
+  equal(c.kind, "beir");
+  deepEqual(c.metrics.map((m) => m.name), [
+    "nDCG@10",
+    "recall@100",
+    "MRR@10",
+    "MAP",
+    "first relevant at rank 1",
+  ]);
+  ok(c.metrics.every((m) => m.diff === 0 && m.p === 1 && !m.significant));
+  equal(c.metrics[0].a, a.metrics["ndcg@10"]);
 });
