@@ -1,8 +1,9 @@
 /**
- * `mine --model DIR --train DATA --out OUT.jsonl [--negatives N] [--range A:B] [--margin M]
+ * `mine --model DIR|ORG/NAME --train DATA --out OUT.jsonl [--negatives N] [--range A:B] [--margin M]
  * [--relative-margin R] [--max-score S] [--langs-from same|passage|all] [--seed N] [--langs …]
  * [--pooling cls|mean] [--max-length N] [--batch-size N] [--tokenizer DIR]
- * [--query-prefix P] [--passage-prefix P] [--trace FILE.jsonl]`: hard-negative mining with the
+ * [--query-prefix P] [--passage-prefix P] [--trace FILE.jsonl]` (prefixes default to the prompts
+ * the model folder records, as in `eval`): hard-negative mining with the
  * engine's GPU retrieval (rules in `training/mine.ts`). `DATA` is training JSONL or a LAReQA folder;
  * the output is training JSONL with `"negatives": {"lang": [texts…]}`, written atomically.
  * @module
@@ -13,6 +14,8 @@ import { Encoder } from "../model/encoder.ts";
 import { writeFileAtomic } from "../model/atomic_write.ts";
 import { loadQaData } from "../training/data.ts";
 import { mineHardNegatives } from "../training/mine.ts";
+import { resolveModelDir } from "../model/hub.ts";
+import { readRunPrompts } from "./provenance.ts";
 
 /** `A:B` with 1 ≤ A ≤ B integers, or a usage error naming --range. */
 export function parseRange(v: string | boolean | undefined): [number, number] | undefined {
@@ -58,8 +61,8 @@ export async function mineCommand(args: string[]): Promise<void> {
     maxScore: numberFlag(f, "max-score", { min: -1, max: 1 }),
     langsFrom: choiceFlag(f, "langs-from", ["same", "passage", "all"] as const) ?? "same",
     seed: numberFlag(f, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0,
-    queryPrefix: f["query-prefix"] as string | undefined,
-    passagePrefix: f["passage-prefix"] as string | undefined,
+    queryPrefix: undefined as string | undefined,
+    passagePrefix: undefined as string | undefined,
     onProgress: (m: string) => console.error(m),
   };
   const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
@@ -74,8 +77,16 @@ export async function mineCommand(args: string[]): Promise<void> {
         opts.range ? `sampled from ranks ${opts.range.join("..")}` : "best-ranked"
       }, candidates from ${opts.langsFrom}, seed ${opts.seed}`,
   );
+  // Hub ids as in eval; prompts: the flags, else what the model folder records (as eval does).
+  const modelPath = await resolveModelDir(modelDir);
+  const tokenizerDir = typeof f.tokenizer === "string"
+    ? await resolveModelDir(f.tokenizer, { files: "tokenizer" })
+    : undefined;
+  const recorded = await readRunPrompts(modelPath);
+  opts.queryPrefix = (f["query-prefix"] as string | undefined) ?? recorded.query ?? "";
+  opts.passagePrefix = (f["passage-prefix"] as string | undefined) ?? recorded.passage ?? "";
   const gpu = await Gpu.create();
-  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined);
+  const encoder = await Encoder.load(gpu, modelPath, tokenizerDir);
   try {
     const t0 = performance.now();
     let last = 0;

@@ -303,9 +303,11 @@ gpuTest(
         },
       ],
     });
-    const out = join(root, "mined.jsonl");
+    const out = join(root, "mined.jsonl"), trace = join(root, "trace.jsonl");
     const r = await cli(
       "mine",
+      "--trace",
+      trace,
       "--model",
       model,
       "--train",
@@ -325,6 +327,14 @@ gpuTest(
     ok(/skipped: \d+ with the item's own id/.test(r.stdout), r.stdout);
     ok(/mined \d+\/8 \(item, language\) keys/.test(r.stderr), "progress is shown");
     const mined = await loadQaData(out);
+    const traced = (await Deno.readTextFile(trace)).trim().split("\n").map((l) => JSON.parse(l));
+    deepEqual(traced.map((t) => t.id), ["q1", "q2", "q3", "q4"]);
+    ok(
+      traced.every((t) =>
+        t.negatives.en.every((n: { rank: number }) => Number.isInteger(n.rank) && n.rank >= 1)
+      ),
+      "ranks",
+    );
     deepEqual(mined.items.map((it) => it.id), ["q1", "q2", "q3", "q4"]);
     for (const it of mined.items) {
       deepEqual(Object.keys(it.negatives!).sort(), ["de", "en"]);
