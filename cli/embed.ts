@@ -19,6 +19,8 @@ import { type EmbedInput, Encoder } from "../model/encoder.ts";
 import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
 import { resolveModel } from "../model/hub.ts";
 import { printAdapter, readRunPrompts } from "./provenance.ts";
+import { progress } from "./progress.ts";
+import { shardRange } from "../eval/shards.ts";
 
 /** Runs the `embed` command. */
 export async function embedCommand(args: string[]): Promise<void> {
@@ -36,7 +38,9 @@ export async function embedCommand(args: string[]): Promise<void> {
     "prompt-name": { type: "string" },
     shard: { type: "string" },
     "part-lines": { type: "string" },
+    quiet: { type: "boolean" },
   });
+  const quiet = f.quiet === true;
   const modelSpec = required("embed", f, "model");
   const input = required("embed", f, "input");
   const out = required("embed", f, "out");
@@ -53,7 +57,7 @@ export async function embedCommand(args: string[]): Promise<void> {
     throw new UsageError((e as Error).message);
   }
   const rows = await readJsonl(input);
-  const modelSrc = await resolveModel(modelSpec);
+  const modelSrc = await resolveModel(modelSpec, { quiet });
   const modelDir = modelSrc.dir;
   const maxLength = maxLengthFlag ?? await folderMaxSeqLength(modelDir) ?? 512;
   const recorded = await readRunPrompts(modelDir);
@@ -102,12 +106,27 @@ export async function embedCommand(args: string[]): Promise<void> {
       }
     }
   }
+  // Progress over this shard's lines (parts done by an earlier run are skipped, not counted).
+  const [first, end] = shard
+    ? shardRange(inputs.length, shard.index, shard.count)
+    : [0, inputs.length];
+  const bar = progress("embedding", end - first, { quiet });
+  let base = 0;
   await runEmbedJob({
     inputs,
     out,
     shard,
     partLines,
-    embed: (items) => encoder.embed(items, { pooling, maxLength, batchSize }),
+    embed: async (items) => {
+      const e = await encoder.embed(items, {
+        pooling,
+        maxLength,
+        batchSize,
+        onProgress: (done) => bar.update(base + done),
+      });
+      base += items.length;
+      return e;
+    },
     dim: encoder.embeddingDim(pooling),
     metadata: {
       model: modelSrc.kind === "hub" ? `${modelSrc.repo}@${modelSrc.commit}` : modelSpec,
@@ -117,5 +136,6 @@ export async function embedCommand(args: string[]): Promise<void> {
     },
     job: { dtype: f.dtype ?? "f32", tokenizer: f.tokenizer ?? null },
   });
+  bar.done();
   encoder.release();
 }

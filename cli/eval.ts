@@ -21,6 +21,7 @@ import { loadBeir } from "../eval/beir.ts";
 import { writeReportDir } from "../eval/report.ts";
 import { resolveModel } from "../model/hub.ts";
 import { resolveDataset } from "../eval/named_datasets.ts";
+import { progress } from "./progress.ts";
 import { isTatoebaDir } from "../eval/tatoeba.ts";
 import { evalTatoeba } from "./eval_tatoeba.ts";
 import {
@@ -60,11 +61,13 @@ export async function evalCommand(args: string[]): Promise<void> {
     dtype: { type: "string" },
     "query-prefix": { type: "string" },
     "passage-prefix": { type: "string" },
+    quiet: { type: "boolean" },
     shard: { type: "string" },
     "save-embeddings": { type: "string" },
     embeddings: { type: "string" },
   });
   const shardMode = evalShardMode(f);
+  const quiet = f.quiet === true;
   const modelSpec = required("eval", f, "model");
   const datasetSpec = required("eval", f, "dataset");
   const out = required("eval", f, "out");
@@ -97,18 +100,24 @@ export async function evalCommand(args: string[]): Promise<void> {
     limitQuestions: numberFlag(f, "limit-questions", { integer: true, min: 1 }),
     candidate,
     blockSize: numberFlag(f, "block-size", { integer: true, min: 1 }),
-    onProgress: (m: string) => console.error(m),
+    // --quiet keeps the warnings only.
+    onProgress: (m: string) => {
+      if (!quiet || m.startsWith("warning")) console.error(m);
+    },
   };
   // Resolve names (Hub ids, named datasets), load and validate the data before touching the GPU.
   const beir = await isBeir(datasetSpec);
-  const dsSrc = beir ? null : await resolveDataset(datasetSpec, { langs: opts.langs });
+  const dsSrc = beir ? null : await resolveDataset(datasetSpec, {
+    langs: opts.langs,
+    log: quiet ? (m) => m.startsWith("licence") && console.error(m) : undefined,
+  });
   const dataset = dsSrc?.dir ?? datasetSpec;
   const set = beir ? await loadBeir(dataset) : await loadLareqa(dataset, opts);
-  const modelSrc = await resolveModel(modelSpec);
+  const modelSrc = await resolveModel(modelSpec, { quiet });
   const modelDir = modelSrc.dir;
   maxLength = maxLengthFlag ?? await folderMaxSeqLength(modelDir) ?? 512;
   const tokenizerDir = typeof f.tokenizer === "string"
-    ? (await resolveModel(f.tokenizer, { files: "tokenizer" })).dir
+    ? (await resolveModel(f.tokenizer, { files: "tokenizer", quiet })).dir
     : undefined;
   // Prompts: the flags, else what the model folder records (a run's training prefixes).
   const recorded = await readRunPrompts(modelDir);
@@ -125,13 +134,19 @@ export async function evalCommand(args: string[]): Promise<void> {
   const adapter = printAdapter(gpu, (s) => console.error(s));
   const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
   const encoder = await Encoder.load(gpu, modelDir, tokenizerDir, { dtype });
-  const embed = (items: { text: string; pair?: string }[], role?: "query" | "passage") => {
+  const embed = async (items: { text: string; pair?: string }[], role?: "query" | "passage") => {
     const prefix = role === "query" ? queryPrefix : role === "passage" ? passagePrefix : "";
-    return encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
+    const bar = progress(`  ${role === "query" ? "questions" : "candidates"}`, items.length, {
+      quiet,
+    });
+    const out = await encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
       pooling: poolingFlag,
       maxLength,
       batchSize,
+      onProgress: (done) => bar.update(done),
     });
+    bar.done();
+    return out;
   };
   // --shard/--save-embeddings: embed this shard's rows only; --embeddings: rank from the shards.
   const sharded = await shardEmbed(shardMode, embed, encoder.embeddingDim(poolingFlag), {

@@ -55,6 +55,7 @@ export const TRAIN_FLAGS = {
   "save-total-limit": { type: "string" },
   "auto-resume": { type: "boolean" },
   overwrite: { type: "boolean" },
+  quiet: { type: "boolean" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -105,6 +106,7 @@ export function trainOptionsFromFlags(
     evalLimitQuestions: int("eval-limit-questions", 1),
     gradCacheChunk: int("grad-cache-chunk", 0),
     checkpointing: f.checkpointing === true ? true : undefined,
+    quiet: f.quiet === true ? true : undefined,
   };
 }
 

@@ -71,6 +71,9 @@ test("eval --model ORG/NAME equals the local copies, online and offline, with pr
   try {
     const r = await cli(env, "eval", "--model", REPO, ...evalArgs, "--out", join(dir, "hub.json"));
     equal(r.code, 0, r.stderr);
+    // Progress (not a terminal: plain lines): the download and the embedding phases.
+    match(r.stderr, /test-org\/xlmr-tiny model\.safetensors: .* \(100%\)/);
+    match(r.stderr, /candidates: \d+\/\d+ texts \(100%\) [\d.]+ texts\/s/);
     viaHub = JSON.parse(await Deno.readTextFile(join(dir, "hub.json")));
     const l = await cli(
       env,
@@ -117,8 +120,10 @@ test("eval --model ORG/NAME equals the local copies, online and offline, with pr
     ...evalArgs,
     "--out",
     join(dir, "off.json"),
+    "--quiet",
   );
   equal(off.code, 0, off.stderr);
+  ok(!/texts\/s|embedding en/.test(off.stderr), `--quiet: ${off.stderr}`);
   const offline = JSON.parse(await Deno.readTextFile(join(dir, "off.json")));
   deepEqual(offline.map, local.map);
 
