@@ -8,8 +8,6 @@
 import { join } from "node:path";
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
-import { linear } from "../kernels/matmul.ts";
-import { tanh } from "../kernels/gelu.ts";
 import { l2Normalize } from "../kernels/l2_norm.ts";
 import { readSentenceTransformers, type StFolder } from "./sentence_transformers.ts";
 import { loadConfig, maxSequenceLength, type XlmrConfig } from "./config.ts";
@@ -58,9 +56,6 @@ export class Encoder {
   /** Where the weights came from (a folder, or a Hub id resolved to a commit); set by `load`. */
   source?: ModelSource;
 
-  /** A sentence-transformers folder's Dense layers on the GPU, in order. */
-  readonly dense: { w: Tensor; b: Tensor | null; tanh: boolean; out: number }[];
-
   constructor(
     readonly params: XlmrParams,
     readonly tokenizer: TextTokenizer | null,
@@ -68,19 +63,8 @@ export class Encoder {
     readonly st: StFolder | null = null,
   ) {
     this.model = new XlmrModel(params);
-    const gpu = params.gpu;
-    if (st?.dense[0] && st.dense[0].inFeatures !== params.config.hiddenSize) {
-      throw new Error(
-        `the first Dense layer takes ${st.dense[0].inFeatures} features but the transformer ` +
-          `gives ${params.config.hiddenSize}`,
-      );
-    }
-    this.dense = (st?.dense ?? []).map((d) => ({
-      w: gpu.fromArray(d.weight, [d.outFeatures, d.inFeatures], "f32", "st.dense.w"),
-      b: d.bias ? gpu.fromArray(d.bias, [d.outFeatures], "f32", "st.dense.b") : null,
-      tanh: d.activation === "tanh",
-      out: d.outFeatures,
-    }));
+    // The Dense layers become parameters (`head.*`): training can update them with the rest.
+    if (st && st.dense.length > 0 && params.head.length === 0) params.addHead(st.dense);
   }
 
   /**
@@ -88,31 +72,15 @@ export class Encoder {
    * sentence-transformers pipeline runs (`pooling` unset), else the hidden size.
    */
   embeddingDim(pooling?: Pooling): number {
-    return pooling === undefined && this.dense.length > 0
-      ? this.dense[this.dense.length - 1].out
-      : this.config.hiddenSize;
+    return this.model.outputDim(pooling === undefined && this.st !== null);
   }
 
-  /** Dense layers and Normalize of the sentence-transformers pipeline on pooled rows. */
-  private stHead(pooled: Tensor): Tensor {
-    const gpu = this.params.gpu;
-    let x = pooled;
-    for (const d of this.dense) {
-      const y = linear(gpu, x, d.w, d.b);
-      gpu.release(x);
-      x = y;
-      if (d.tanh) {
-        const t = tanh(gpu, x);
-        gpu.release(x);
-        x = t;
-      }
-    }
-    if (this.st?.normalize) {
-      const { y, norm } = l2Normalize(gpu, x);
-      gpu.release(x, norm);
-      x = y;
-    }
-    return x;
+  /** Normalize of the sentence-transformers pipeline, when the folder lists it. */
+  private stNormalize(x: Tensor): Tensor {
+    if (!this.st?.normalize) return x;
+    const { y, norm } = l2Normalize(this.params.gpu, x);
+    this.params.gpu.release(x, norm);
+    return y;
   }
 
   /** The model's configuration. */
@@ -215,8 +183,8 @@ export class Encoder {
           this.config,
           idx.map((i) => typed[i].typeIds),
         );
-        const pooled = this.model.forward(batch, pooling).pooled;
-        pending.push({ idx, t: st ? this.stHead(pooled) : pooled });
+        const pooled = this.model.forward(batch, pooling, false, false, st !== null).pooled;
+        pending.push({ idx, t: st ? this.stNormalize(pooled) : pooled });
       }
       const values = await gpu.readMany(pending.map((p) => p.t));
       pending.forEach((p, j) => {
@@ -231,6 +199,5 @@ export class Encoder {
   /** Frees the parameters. */
   release(): void {
     this.params.release();
-    for (const d of this.dense) this.params.gpu.release(d.w, ...(d.b ? [d.b] : []));
   }
 }

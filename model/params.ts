@@ -70,11 +70,81 @@ export function decays(name: string): boolean {
  * ```
  */
 export class XlmrParams {
+  /**
+   * A sentence-transformers folder's Dense layers after pooling (`head.<i>.weight` [out, in] and
+   * `head.<i>.bias` in {@link byName}, trained with the rest when the trainer runs the head; kept
+   * out of {@link save}, which writes the transformer only). Empty for a plain model.
+   */
+  readonly head: { tanh: boolean; out: number; bias: boolean }[] = [];
+
   private constructor(
     readonly gpu: Gpu,
     readonly config: XlmrConfig,
     readonly byName: Map<string, Param>,
   ) {}
+
+  /**
+   * Appends Dense layers `act(x·Wᵀ + b)` after pooling (see {@link head}); the first takes
+   * `hiddenSize` features, each next one the previous one's output.
+   */
+  addHead(
+    layers: {
+      inFeatures: number;
+      outFeatures: number;
+      weight: Float32Array;
+      bias: Float32Array | null;
+      activation: "tanh" | "identity";
+    }[],
+  ): void {
+    let width = this.head.at(-1)?.out ?? this.config.hiddenSize;
+    for (const d of layers) {
+      const i = this.head.length;
+      if (d.inFeatures !== width) {
+        throw new RangeError(
+          `head layer ${i} takes ${d.inFeatures} features, the input has ${width}`,
+        );
+      }
+      const add = (name: string, shape: number[], data: Float32Array) => {
+        const t = this.gpu.alloc(shape, "f32", name);
+        this.gpu.write(t, data);
+        this.byName.set(name, {
+          name,
+          shape,
+          decay: decays(name),
+          chunks: [t],
+          chunkRows: shape[0],
+        });
+      };
+      add(`head.${i}.weight`, [d.outFeatures, d.inFeatures], d.weight);
+      if (d.bias) add(`head.${i}.bias`, [d.outFeatures], d.bias);
+      this.head.push({ tanh: d.activation === "tanh", out: d.outFeatures, bias: d.bias !== null });
+      width = d.outFeatures;
+    }
+  }
+
+  /** The head's layers with their current weights (for writing a sentence-transformers folder). */
+  async readHead(): Promise<
+    {
+      inFeatures: number;
+      outFeatures: number;
+      weight: Float32Array;
+      bias: Float32Array | null;
+      activation: "tanh" | "identity";
+    }[]
+  > {
+    const out = [];
+    for (const [i, h] of this.head.entries()) {
+      const w = this.param(`head.${i}.weight`);
+      out.push({
+        inFeatures: w.shape[1],
+        outFeatures: h.out,
+        weight: await this.read(w.name),
+        bias: h.bias ? await this.read(`head.${i}.bias`) : null,
+        activation: h.tanh ? "tanh" as const : "identity" as const,
+      });
+    }
+    return out;
+  }
 
   /** Rows of an [rows, cols] table that fit one storage binding. */
   static chunkRowsFor(gpu: Gpu, shape: number[]): number {
@@ -234,10 +304,11 @@ export class XlmrParams {
     return await readChunks(this.gpu, this.param(name).chunks);
   }
 
-  /** Writes `model.safetensors` (names without prefix, F32), atomically. */
+  /** Writes `model.safetensors` (names without prefix, F32; no head), atomically. */
   async save(path: string, metadata: Record<string, string> = { format: "pt" }): Promise<void> {
     const tensors = [];
     for (const p of this.byName.values()) {
+      if (p.name.startsWith("head.")) continue;
       tensors.push({ name: p.name, shape: p.shape, data: await this.read(p.name) });
     }
     await writeSafetensors(path, tensors, metadata);

@@ -14,7 +14,7 @@ import type { Tensor } from "../kernels/tensor.ts";
 import { add } from "../kernels/elementwise.ts";
 import { linear, linearBackward, linearGelu } from "../kernels/matmul.ts";
 import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
-import { geluBackward, tanh } from "../kernels/gelu.ts";
+import { geluBackward, tanh, tanhBackward } from "../kernels/gelu.ts";
 import { attention, attentionBackward, type AttentionDims } from "../kernels/attention.ts";
 import {
   buildScatterPlan,
@@ -175,6 +175,8 @@ export interface ForwardState {
   /** With checkpointing: only each layer's input; the backward recomputes the rest. */
   inputs: Tensor[] | null;
   last: Tensor;
+  /** Per head layer (when the forward ran the head): its input and its tanh output, if any. */
+  head: { x: Tensor; y: Tensor | null }[];
 }
 
 /** Result of {@linkcode XlmrModel.forward}. */
@@ -212,16 +214,25 @@ export class XlmrModel {
     return this.params.get(name);
   }
 
+  /** Width of the output: the last head layer's with `head`, else the hidden size. */
+  outputDim(head = false): number {
+    return head && this.params.head.length > 0
+      ? this.params.head[this.params.head.length - 1].out
+      : this.config.hiddenSize;
+  }
+
   /**
    * Runs the encoder. With `train`, keeps what {@linkcode XlmrModel.backward} needs; with
    * `checkpointing` as well, keeps only each layer's input and lets the backward recompute the
-   * layer (the same kernels on the same input, so the gradients are unchanged).
+   * layer (the same kernels on the same input, so the gradients are unchanged). With `head`, the
+   * pooled rows go through the parameters' Dense head (a sentence-transformers folder's).
    */
   forward(
     tokens: TokenBatch,
     pooling: Pooling,
     train = false,
     checkpointing = false,
+    head = false,
   ): ForwardResult {
     const gpu = this.gpu, c = this.config;
     const { batch: B, seq: T } = tokens;
@@ -276,6 +287,25 @@ export class XlmrModel {
         gpu.release(dense);
       }
     }
+    const headSaved: { x: Tensor; y: Tensor | null }[] = [];
+    if (head) {
+      if (pooling === "pooler") throw new Error("the Dense head follows cls or mean pooling");
+      this.params.head.forEach((layer, i) => {
+        const b = layer.bias ? this.w(`head.${i}.bias`) : null;
+        const z = linear(gpu, pooled, this.w(`head.${i}.weight`), b);
+        const y = layer.tanh ? tanh(gpu, z) : null;
+        if (y) gpu.release(z);
+        if (train) headSaved.push({ x: pooled, y });
+        else gpu.release(pooled);
+        pooled = y ?? z;
+      });
+      // The caller frees what it gets; the backward still needs the last tanh output.
+      const last = headSaved.at(-1)?.y;
+      if (last) {
+        pooled = gpu.alloc(last.shape, "f32", "head.out");
+        gpu.copy(last, pooled);
+      }
+    }
     if (!train) {
       gpu.release(ids, positions, mask, embSum, emb.mean, emb.rstd, h);
       return { pooled, state: null };
@@ -294,6 +324,7 @@ export class XlmrModel {
         layers: saved,
         inputs: checkpointing ? inputs : null,
         last: h,
+        head: headSaved,
       },
     };
   }
@@ -397,9 +428,31 @@ export class XlmrModel {
       if (!t || t.length !== 1) throw new Error(`no single gradient tensor for ${name}`);
       return t[0];
     };
+    // The head first (last layer first): d(tanh), then the Dense layer's weights and input.
+    let dOut = dPooled;
+    for (let i = state.head.length - 1; i >= 0; i--) {
+      const { x, y } = state.head[i];
+      const dz = y ? tanhBackward(gpu, dOut, y) : dOut;
+      const dx = linearBackward(
+        gpu,
+        x,
+        this.w(`head.${i}.weight`),
+        dz,
+        g(`head.${i}.weight`),
+        this.params.head[i].bias ? g(`head.${i}.bias`) : null,
+      )!;
+      if (dz !== dOut) gpu.release(dz);
+      if (dOut !== dPooled) gpu.release(dOut);
+      if (y) gpu.release(y);
+      // A tanh output is also the next layer's input: freed once, as that layer's y.
+      if (i === 0 || x !== state.head[i - 1].y) gpu.release(x);
+      dOut = dx;
+    }
+    state.head = [];
     let dh = state.pooling === "mean"
-      ? poolMeanBackward(gpu, dPooled, state.mask)
-      : poolFirstBackward(gpu, dPooled, T);
+      ? poolMeanBackward(gpu, dOut, state.mask)
+      : poolFirstBackward(gpu, dOut, T);
+    if (dOut !== dPooled) gpu.release(dOut);
     dh = dh.reshape([B * T, H]);
     const dims = this.dims(B, T);
 
@@ -522,6 +575,8 @@ export class XlmrModel {
     const gpu = this.gpu;
     for (const s of state.layers) gpu.release(...Object.values(s));
     gpu.release(...(state.inputs ?? []));
+    gpu.release(...new Set(state.head.flatMap(({ x, y }) => (y ? [x, y] : [x]))));
+    state.head = [];
     state.layers = [];
     state.inputs = null;
     gpu.release(

@@ -151,6 +151,7 @@ export function referenceForward(
   seqs: readonly (readonly number[])[],
   pooling: RefPooling,
   typeIds?: readonly (readonly number[] | undefined)[],
+  head: readonly RefHeadLayer[] = [],
 ): Float64Array {
   const H = c.hiddenSize, B = seqs.length;
   const out = new Float64Array(B * H);
@@ -172,7 +173,23 @@ export function referenceForward(
     if (!w1 || !b1) throw new Error("reference: missing pooler.dense");
     return linearRef(out, B, H, w1, b1, H).map(Math.tanh);
   }
-  return out;
+  // A sentence-transformers Dense head: act(x·Wᵀ + b) per layer, weights `head.<i>.*` in `w`.
+  let x: Float64Array = out, width = H;
+  head.forEach((layer, i) => {
+    const wi = w.get(`head.${i}.weight`);
+    if (!wi) throw new Error(`reference: missing head.${i}.weight`);
+    const outDim = wi.length / width;
+    const bi = w.get(`head.${i}.bias`) ?? new Float64Array(outDim);
+    x = linearRef(x, B, width, wi, bi, outDim);
+    if (layer.tanh) x = x.map(Math.tanh);
+    width = outDim;
+  });
+  return x;
+}
+
+/** One Dense layer of a sentence-transformers head (weights `head.<i>.weight`/`.bias`). */
+export interface RefHeadLayer {
+  tanh: boolean;
 }
 
 /** Options of {@linkcode referenceLoss}. */
@@ -180,6 +197,8 @@ export interface RefLossOptions {
   pooling: "cls" | "mean";
   temperature: number;
   symmetric?: boolean;
+  /** Dense layers after pooling (a sentence-transformers head), before the normalisation. */
+  head?: readonly RefHeadLayer[];
 }
 
 /**
@@ -198,7 +217,10 @@ export function referenceLoss(
   passages: readonly (readonly number[])[],
   opts: RefLossOptions,
 ): number {
-  const H = c.hiddenSize;
+  const head = opts.head ?? [];
+  const q0 = referenceForward(w, c, queries, opts.pooling, undefined, head);
+  const p0 = referenceForward(w, c, passages, opts.pooling, undefined, head);
+  const H = q0.length / queries.length; // the hidden size, or the head's output width
   const normalise = (x: Float64Array) => {
     for (let r = 0; r < x.length / H; r++) {
       let s = 0;
@@ -208,8 +230,8 @@ export function referenceLoss(
     }
     return x;
   };
-  const q = normalise(referenceForward(w, c, queries, opts.pooling));
-  const p = normalise(referenceForward(w, c, passages, opts.pooling));
+  const q = normalise(q0);
+  const p = normalise(p0);
   return infoNceReference(q, p, queries.length, passages.length, H, {
     temperature: opts.temperature,
     symmetric: opts.symmetric,

@@ -50,6 +50,12 @@ export interface TrainerOptions {
    * all of them, about one extra forward pass of time.
    */
   checkpointing: boolean;
+  /**
+   * Train through the parameters' Dense head (a sentence-transformers folder's Dense layers
+   * after pooling, see `XlmrParams.head`), updating it with the encoder. Off: the head, if any,
+   * is left untouched.
+   */
+  head: boolean;
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -65,6 +71,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   freezeEmbeddings: false,
   gradCacheChunk: 0,
   checkpointing: false,
+  head: false,
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -119,6 +126,18 @@ export class Trainer {
     this.grads = params.like("grad");
     this.m = params.like("adam.m");
     this.v = params.like("adam.v");
+    if (options.head && params.head.length === 0) {
+      throw new Error("Trainer: head is set but the parameters have no Dense head");
+    }
+    if (!options.head) {
+      // The head (if any) is not part of this training: no gradients, no moments, no updates.
+      for (const n of [...this.grads.keys()].filter((n) => n.startsWith("head."))) {
+        this.gpu.release(...this.grads.get(n)!, ...this.m.get(n)!, ...this.v.get(n)!);
+        this.grads.set(n, []);
+        this.m.set(n, []);
+        this.v.set(n, []);
+      }
+    }
     if (options.freezeEmbeddings) {
       // No gradient tensors at all for the table: the backward skips the scatter.
       const word = "embeddings.word_embeddings.weight";
@@ -201,8 +220,8 @@ export class Trainer {
   /** Both encodings with saved activations, the loss, both backward passes. */
   private plainBackward(qBatch: TokenBatch, pBatch: TokenBatch): Tensor {
     const gpu = this.gpu, o = this.options;
-    const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing);
-    const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing);
+    const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing, o.head);
+    const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing, o.head);
     const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
     gpu.release(qf.pooled, pf.pooled);
     this.model.backward(qf.state!, dq, this.grads);
@@ -227,10 +246,17 @@ export class Trainer {
   /** [N, H] pooled embeddings of `batch`, encoded `chunk` sequences at a time, nothing saved. */
   private embedInChunks(batch: TokenBatch, chunk: number): Tensor {
     const gpu = this.gpu;
-    const out = gpu.alloc([batch.batch, this.params.config.hiddenSize], "f32", "gradcache.pooled");
+    const width = this.model.outputDim(this.options.head);
+    const out = gpu.alloc([batch.batch, width], "f32", "gradcache.pooled");
     for (let start = 0; start < batch.batch; start += chunk) {
       const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
-      const { pooled } = this.model.forward(part, this.options.pooling);
+      const { pooled } = this.model.forward(
+        part,
+        this.options.pooling,
+        false,
+        false,
+        this.options.head,
+      );
       gpu.copy(pooled, rows(out, start, part.batch));
       gpu.release(pooled);
     }
@@ -242,9 +268,10 @@ export class Trainer {
     const gpu = this.gpu, o = this.options;
     for (let start = 0; start < batch.batch; start += chunk) {
       const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
-      const f = this.model.forward(part, o.pooling, true, o.checkpointing);
+      const f = this.model.forward(part, o.pooling, true, o.checkpointing, o.head);
       gpu.release(f.pooled);
-      const d = gpu.alloc([part.batch, this.params.config.hiddenSize], "f32", "gradcache.dpooled");
+      const width = this.model.outputDim(o.head);
+      const d = gpu.alloc([part.batch, width], "f32", "gradcache.dpooled");
       gpu.copy(rows(dPooled, start, part.batch), d);
       this.model.backward(f.state!, d, this.grads);
       gpu.release(d);
