@@ -3,7 +3,7 @@
  * options), the prompts a run folder records, and the adapter line they print.
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Gpu } from "../kernels/runtime.ts";
 import { noteForAdapter } from "../kernels/adapter_note.ts";
@@ -39,7 +39,12 @@ export async function engineInfo(): Promise<{ name: string; version: string; com
   try {
     let dir = dirname(dirname(fileURLToPath(import.meta.url)));
     for (let i = 0; i < 4 && !(await exists(join(dir, ".git"))); i++) dir = dirname(dir);
-    const git = join(dir, ".git");
+    let git = join(dir, ".git");
+    if ((await Deno.stat(git)).isFile) {
+      // A worktree or submodule: ".git" names the real git folder.
+      const m = /^gitdir: (.+)$/m.exec(await Deno.readTextFile(git));
+      if (m) git = resolve(dir, m[1].trim());
+    }
     const head = (await Deno.readTextFile(join(git, "HEAD"))).trim();
     if (/^[0-9a-f]{40}$/.test(head)) info.commit = head;
     else if (head.startsWith("ref: ")) {
@@ -121,8 +126,8 @@ export async function datasetProvenance(
 
 /**
  * The prompts a model folder records: `config_sentence_transformers.json` (`prompts.query` /
- * `prompts.passage`), else a training run's `train_summary.json` (`options.queryPrefix` /
- * `options.passagePrefix`). Empty when none.
+ * `prompts.passage`, or `prompts.document`), else a training run's `train_summary.json`
+ * (`options.queryPrefix` / `options.passagePrefix`). Empty when none.
  */
 export async function readRunPrompts(
   dir: string,
@@ -130,11 +135,17 @@ export async function readRunPrompts(
   try {
     const st = JSON.parse(await Deno.readTextFile(join(dir, "config_sentence_transformers.json")));
     const p = st?.prompts;
-    if (p && (typeof p.query === "string" || typeof p.passage === "string")) {
-      const d = st.default_prompt_name;
+    // sentence-transformers names the passage prompt "passage" or "document".
+    const passage = typeof p?.passage === "string"
+      ? p.passage
+      : typeof p?.document === "string"
+      ? p.document
+      : undefined;
+    if (p && (typeof p.query === "string" || passage !== undefined)) {
+      const d = st.default_prompt_name === "document" ? "passage" : st.default_prompt_name;
       return {
         query: typeof p.query === "string" ? p.query : undefined,
-        passage: typeof p.passage === "string" ? p.passage : undefined,
+        passage,
         defaultName: d === "query" || d === "passage" ? d : undefined,
       };
     }
