@@ -29,7 +29,8 @@ export interface MatmulBenchResult {
 
 const USAGE = "usage: bench matmul --m M --n N --k K [--runs R] [--warmup W] [--json]\n" +
   "       bench step --config tiny|small|base --batch-size B --max-length T [--steps N] [--json]\n" +
-  "       bench peers [--quick] [--json]";
+  "       bench peers [--quick] [--json]\n" +
+  "       bench soak [--steps 2000] [--eval-every 200] [--save-every 250] [--lose-device-at S] [--json]";
 
 function positiveInt(flag: string, value: string | undefined, fallback?: number): number {
   if (value === undefined) {
@@ -63,6 +64,7 @@ export async function benchCommand(args: string[]): Promise<void> {
   const [op, ...rest] = args;
   // Whole training steps and the tfjs-webgpu comparison live in files of their own.
   if (op === "step") return (await import("./bench_step.ts")).benchStepCommand(rest);
+  if (op === "soak") return (await import("./bench_soak.ts")).benchSoakCommand(rest);
   if (op === "peers") {
     // bench/peers needs the dev-only tfjs packages and is not published: it runs from a checkout.
     if (!import.meta.url.startsWith("file:")) {
