@@ -355,66 +355,100 @@ function beirMetrics(a: Json, b: Json, order: number[], what: [string, string]):
 }
 
 /**
- * Value of a macro-averaged metric under cluster weights: the mean over cells with weight of the
- * weighted mean of the cell's values. Cells are pre-aggregated per cluster.
+ * The metrics packed for the bootstrap: cells with the same rows share a group (aggregated per
+ * cluster: count of rows, and per cell the sums of A's and B's values), so that one pass over a
+ * group's clusters per replicate serves every cell on those rows. A metric's value under cluster
+ * weights w is the mean over its cells with weight of Σ w·sum / Σ w·count.
  */
 interface Packed {
-  /** Per cell: [start, end) into the entry arrays. */
-  cellStart: Int32Array;
-  cluster: Int32Array;
-  count: Float64Array;
-  sumA: Float64Array;
-  sumB: Float64Array;
+  groups: {
+    cluster: Int32Array;
+    count: Float64Array;
+    /** [entry × cells of the group], A and B. */
+    sumA: Float64Array;
+    sumB: Float64Array;
+    cells: number;
+  }[];
+  /** Per metric: its cells as (group, column). */
+  metricCells: [number, number][][];
+  /** Scratch: per group and column, the replicate's weighted means (A, B) or NaN. */
+  meanA: Float64Array[];
+  meanB: Float64Array[];
 }
 
-function pack(def: MetricDef, clusterOf: Int32Array): Packed {
-  const starts: number[] = [0];
-  const cl: number[] = [], cnt: number[] = [], sa: number[] = [], sb: number[] = [];
-  for (const c of def.cells) {
-    const agg = new Map<number, [number, number, number]>();
-    c.rows.forEach((row, k) => {
-      const key = clusterOf[row];
-      const e = agg.get(key) ?? [0, 0, 0];
-      e[0]++;
-      e[1] += c.a[k];
-      e[2] += c.b[k];
-      agg.set(key, e);
+function pack(defs: MetricDef[], clusterOf: Int32Array): Packed {
+  const byRows = new Map<string, number>();
+  const members: { rows: number[]; cells: { a: number[]; b: number[] }[] }[] = [];
+  const metricCells = defs.map((d) =>
+    d.cells.map((c): [number, number] => {
+      const key = c.rows.join(",");
+      let g = byRows.get(key);
+      if (g === undefined) {
+        byRows.set(key, g = members.length);
+        members.push({ rows: c.rows, cells: [] });
+      }
+      members[g].cells.push({ a: c.a, b: c.b });
+      return [g, members[g].cells.length - 1];
+    })
+  );
+  const groups = members.map(({ rows, cells }) => {
+    const k = cells.length;
+    const slot = new Map<number, number>();
+    const order = [...new Set(rows.map((r) => clusterOf[r]))].sort((x, y) => x - y);
+    order.forEach((c, e) => slot.set(c, e));
+    const count = new Float64Array(order.length);
+    const sumA = new Float64Array(order.length * k), sumB = new Float64Array(order.length * k);
+    rows.forEach((row, i) => {
+      const e = slot.get(clusterOf[row])!;
+      count[e]++;
+      for (let j = 0; j < k; j++) {
+        sumA[e * k + j] += cells[j].a[i];
+        sumB[e * k + j] += cells[j].b[i];
+      }
     });
-    for (const [key, e] of [...agg.entries()].sort((x, y) => x[0] - y[0])) {
-      cl.push(key);
-      cnt.push(e[0]);
-      sa.push(e[1]);
-      sb.push(e[2]);
-    }
-    starts.push(cl.length);
-  }
+    return { cluster: Int32Array.from(order), count, sumA, sumB, cells: k };
+  });
   return {
-    cellStart: Int32Array.from(starts),
-    cluster: Int32Array.from(cl),
-    count: Float64Array.from(cnt),
-    sumA: Float64Array.from(sa),
-    sumB: Float64Array.from(sb),
+    groups,
+    metricCells,
+    meanA: groups.map((g) => new Float64Array(g.cells)),
+    meanB: groups.map((g) => new Float64Array(g.cells)),
   };
 }
 
-function evaluate(p: Packed, w: Float64Array): [number, number] {
-  let ma = 0, mb = 0, cells = 0;
-  for (let c = 0; c + 1 < p.cellStart.length; c++) {
-    let wn = 0, wa = 0, wb = 0;
-    for (let e = p.cellStart[c]; e < p.cellStart[c + 1]; e++) {
-      const x = w[p.cluster[e]];
+/** Every metric's (A, B) value under cluster weights `w`, into `out` ([metric × 2]). */
+function evaluate(p: Packed, w: Float64Array, out: Float64Array): void {
+  p.groups.forEach((g, gi) => {
+    const k = g.cells, ma = p.meanA[gi], mb = p.meanB[gi];
+    ma.fill(0);
+    mb.fill(0);
+    let wn = 0;
+    for (let e = 0; e < g.cluster.length; e++) {
+      const x = w[g.cluster[e]];
       if (x === 0) continue;
-      wn += x * p.count[e];
-      wa += x * p.sumA[e];
-      wb += x * p.sumB[e];
+      wn += x * g.count[e];
+      for (let j = 0, o = e * k; j < k; j++, o++) {
+        ma[j] += x * g.sumA[o];
+        mb[j] += x * g.sumB[o];
+      }
     }
-    if (wn > 0) {
-      ma += wa / wn;
-      mb += wb / wn;
-      cells++;
+    for (let j = 0; j < k; j++) {
+      ma[j] = wn > 0 ? ma[j] / wn : NaN;
+      mb[j] = wn > 0 ? mb[j] / wn : NaN;
     }
-  }
-  return cells === 0 ? [NaN, NaN] : [ma / cells, mb / cells];
+  });
+  p.metricCells.forEach((cells, m) => {
+    let sa = 0, sb = 0, n = 0;
+    for (const [g, j] of cells) {
+      const va = p.meanA[g][j];
+      if (Number.isNaN(va)) continue;
+      sa += va;
+      sb += p.meanB[g][j];
+      n++;
+    }
+    out[2 * m] = n === 0 ? NaN : sa / n;
+    out[2 * m + 1] = n === 0 ? NaN : sb / n;
+  });
 }
 
 /**
@@ -499,9 +533,11 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
   const strata = [...new Set(clusterStratum)].sort().map((s) =>
     clusterStratum.map((t, k) => (t === s ? k : -1)).filter((k) => k >= 0)
   );
-  const packed = defs.map((d) => pack(d, clusterOf));
+  const packed = pack(defs, clusterOf);
   const full = new Float64Array(clusterIds.size).fill(1);
-  const observed = packed.map((p) => evaluate(p, full));
+  const values = new Float64Array(2 * defs.length);
+  evaluate(packed, full, values);
+  const observed = defs.map((_, m) => [values[2 * m], values[2 * m + 1]]);
   defs.forEach((d, k) => {
     for (const [side, got] of [[0, observed[k][0]], [1, observed[k][1]]] as const) {
       const want = d.reported?.[side];
@@ -526,10 +562,8 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
     for (const s of strata) {
       for (let k = 0; k < s.length; k++) w[s[Math.floor(rnd() * s.length)]]++;
     }
-    for (let m = 0; m < packed.length; m++) {
-      const [va, vb] = evaluate(packed[m], w);
-      diffs[m][r] = vb - va;
-    }
+    evaluate(packed, w, values);
+    for (let m = 0; m < defs.length; m++) diffs[m][r] = values[2 * m + 1] - values[2 * m];
     if (performance.now() - shown > 2000) {
       shown = performance.now();
       progress(`bootstrap: ${r + 1}/${resamples} resamples`);
