@@ -50,7 +50,16 @@ export {
   Trainer,
   type TrainerOptions,
 } from "./trainer.ts";
-export { type StepCallback, train, type TrainOptions, type TrainResult } from "./train.ts";
+export {
+  type AutoResumeOptions,
+  findCheckpoint,
+  listCheckpoints,
+  type StepCallback,
+  train,
+  type TrainOptions,
+  type TrainResult,
+  trainWithAutoResume,
+} from "./train.ts";
 export { runSweep, type SweepResult, type SweepVariant } from "./sweep.ts";
 export { languageSimilarity } from "./language_similarity.ts";
 export {
