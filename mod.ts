@@ -102,6 +102,9 @@ export { type EmbedFn, evaluateBeir, evaluateLareqa, type LareqaReport } from ".
 export { type LareqaOptions, type LareqaSet, loadLareqa } from "./eval/lareqa.ts";
 export { type BeirSet, loadBeir } from "./eval/beir.ts";
 export { renderComparison, renderReport, writeReportDir } from "./eval/report.ts";
+export { evaluateTatoeba, loadTatoeba, type TatoebaReport } from "./eval/tatoeba.ts";
+export { compareRuns, type Comparison } from "./eval/compare.ts";
+export { mineHardNegatives, type MineOptions } from "./training/mine.ts";
 
 // Demo
 export { runDemo } from "./demo/run.ts";

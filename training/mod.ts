@@ -71,3 +71,10 @@ export {
   type PlanConfigName,
   type SideActivations,
 } from "./memory_plan.ts";
+export {
+  type LangsFrom,
+  mineHardNegatives,
+  type MineOptions,
+  type MineResult,
+  type MineStats,
+} from "./mine.ts";
