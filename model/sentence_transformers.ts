@@ -377,6 +377,22 @@ export async function folderMaxSeqLength(dir: string): Promise<number | null> {
   return (await readSentenceTransformers(dir))?.maxSeqLength ?? null;
 }
 
+/**
+ * `st` with new Dense weights and its Transformer at the folder's root (where a training run
+ * writes the transformer), for writing a trained copy back in the layout it was read in.
+ */
+export function withDense(st: StFolder, dense: StDense[]): StFolder {
+  if (dense.length !== st.dense.length) {
+    throw new RangeError(`withDense: ${dense.length} Dense layers for ${st.dense.length}`);
+  }
+  return {
+    ...st,
+    modules: st.modules.map((m) => (m.kind === "Transformer" ? { ...m, path: "" } : m)),
+    transformerPath: "",
+    dense,
+  };
+}
+
 /** Whether a module type string is in the older `sentence_transformers.models.*` form. */
 function isOldType(type: string): boolean {
   return type.startsWith("sentence_transformers.models.");

@@ -31,6 +31,12 @@ export interface RunCard {
   lr: number;
   temperature?: number;
   seed: number;
+  /**
+   * A sentence-transformers source trained through its own pipeline: the run folder keeps its
+   * layout (module types, Dense layers with their trained weights) instead of Transformer →
+   * Pooling → Normalize, with the run's max length and prompts.
+   */
+  st?: StFolder;
   /** The last in-training evaluation, when `--eval` ran. */
   finalEval?: { step: number; dataset?: string; map: Record<string, number | null> };
 }
@@ -65,7 +71,17 @@ export function runStFolder(card: RunCard): StFolder {
 
 /** Writes the sentence-transformers files and the model card into the run folder `out`. */
 export async function writeRunCard(out: string, card: RunCard): Promise<void> {
-  await writeSentenceTransformers(out, runStFolder(card));
+  const own = runStFolder(card);
+  await writeSentenceTransformers(
+    out,
+    card.st
+      ? {
+        ...card.st,
+        maxSeqLength: own.maxSeqLength,
+        stConfig: { ...card.st.stConfig, ...own.stConfig },
+      }
+      : own,
+  );
   await writeFileAtomic(join(out, "README.md"), modelCard(card));
 }
 

@@ -32,6 +32,7 @@ import {
 } from "./trainer.ts";
 import { languageSimilarity } from "./language_similarity.ts";
 import { writeRunCard } from "./run_card.ts";
+import { withDense, writeSentenceTransformers } from "../model/sentence_transformers.ts";
 import { resolveModel, resolveModelDir } from "../model/hub.ts";
 
 /** Everything a training run needs; the CLI's flags map onto this one to one. */
@@ -247,6 +248,13 @@ export async function train(
   for (const k of Object.keys(DEFAULT_TRAINER_OPTIONS) as (keyof TrainerOptions)[]) {
     if (opts[k] !== undefined) (trainerOptions as unknown as Record<string, unknown>)[k] = opts[k];
   }
+  // A sentence-transformers folder trained without --pooling: through its own pipeline (its
+  // pooling and Dense layers, which are trained too); the run folder is written in its layout.
+  const ownPipeline = encoder.st !== null && opts.pooling === undefined;
+  if (ownPipeline) {
+    trainerOptions.pooling = encoder.st!.pooling;
+    trainerOptions.head = encoder.params.head.length > 0;
+  }
   const trainer = new Trainer(encoder.params, trainerOptions);
   let sampler = new BatchSampler(data, samplerOpts);
   const runOptions = {
@@ -361,7 +369,8 @@ export async function train(
       (items, role) => {
         const prefix = role === "query" ? o.queryPrefix : role === "passage" ? o.passagePrefix : "";
         return encoder.embed(items.map((x) => ({ text: prefix + x.text, pair: x.pair })), {
-          pooling: trainerOptions.pooling,
+          // Through the Dense head too when training runs the folder's own pipeline.
+          pooling: ownPipeline ? undefined : trainerOptions.pooling,
           maxLength: o.maxLength,
         });
       },
@@ -507,6 +516,7 @@ export async function train(
     | undefined;
   await writeRunCard(o.out, {
     pooling: trainerOptions.pooling,
+    st: ownPipeline ? withDense(encoder.st!, await encoder.params.readHead()) : undefined,
     hiddenSize: config.hiddenSize,
     maxLength: o.maxLength,
     queryPrefix: o.queryPrefix,
@@ -625,6 +635,11 @@ async function saveCheckpoint(
       `. Nothing was lost: free some space and continue with --resume ${out}`,
     );
     await encoder.params.save(join(tmp, "model.safetensors"));
+    // A sentence-transformers source: its modules (with the Dense weights as trained so far), so
+    // that --resume rebuilds the same pipeline.
+    if (encoder.st) {
+      await writeSentenceTransformers(tmp, withDense(encoder.st, await encoder.params.readHead()));
+    }
     await writeSafetensors(join(tmp, "optimizer.safetensors"), moments);
     const sha256: Record<string, string> = {};
     for (const f of HASHED_FILES) sha256[f] = await sha256File(join(tmp, f));
