@@ -7,7 +7,7 @@
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../model/atomic_write.ts";
 import { jsonlLines, readTextStrict } from "../training/data.ts";
-import { XlmrTokenizer } from "../model/tokenizer.ts";
+import { loadTokenizer } from "../model/text_tokenizer.ts";
 
 const USAGE = "usage: tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]";
 
@@ -55,7 +55,8 @@ export async function tokenizeCommand(args: string[]): Promise<void> {
       );
     }
   }
-  const tok = await XlmrTokenizer.fromDir(dir);
+  // SentencePiece or WordPiece, as the folder's own files say.
+  const tok = await loadTokenizer(dir);
   // Strict UTF-8 and a line-length limit: errors name the file and line.
   const lines = jsonlLines(await readTextStrict(input), input);
   const outLines: string[] = [];

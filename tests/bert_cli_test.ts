@@ -102,3 +102,22 @@ test("embed on a sentence-transformers folder without --pooling gives SentenceTr
   ok(Math.abs(Math.hypot(...raw.data.subarray(0, 64)) - 1) > 0.1);
   await Deno.remove(dir, { recursive: true });
 });
+
+test("tokenize reads a WordPiece folder (vocab.txt only) and matches the golden ids", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const f of ["vocab.txt", "tokenizer_config.json"]) {
+    await Deno.copyFile(join(FIX, "tokenizer-uncased", f), join(dir, f));
+  }
+  const golden = (await Deno.readTextFile(join(FIX, "golden_subset_uncased.jsonl"))).split("\n")
+    .filter((l) => l).slice(0, 50).map((l) =>
+      JSON.parse(l) as { text: string; input_ids: number[] }
+    );
+  const input = join(dir, "in.jsonl");
+  await Deno.writeTextFile(input, golden.map((g) => JSON.stringify({ text: g.text })).join("\n"));
+  const out = join(dir, "out.jsonl");
+  const r = await cli("tokenize", "--tokenizer", dir, "--input", input, "--out", out);
+  equal(r.code, 0, r.stderr);
+  const got = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l).input_ids);
+  deepEqual(got, golden.map((g) => g.input_ids));
+  await Deno.remove(dir, { recursive: true });
+});
