@@ -28,6 +28,7 @@ import {
   addProvenanceToReports,
   datasetProvenance,
   engineInfo,
+  folderProvenance,
   modelProvenance,
   printAdapter,
   readRunPrompts,
@@ -178,7 +179,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   const provenance = {
     model: { spec: modelSpec, ...(await modelProvenance(modelSrc)) },
     dataset: beir
-      ? { name: datasetSpec, dir: datasetSpec }
+      ? await folderProvenance(datasetSpec)
       : await datasetProvenance(dsSrc!, (report as { languages: string[] }).languages),
     engine: await engineInfo(),
     adapter,

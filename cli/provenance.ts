@@ -124,6 +124,21 @@ export async function datasetProvenance(
   };
 }
 
+/** A dataset folder (BEIR/MIRACL): its name and the sha256 of every file in it (and below). */
+export async function folderProvenance(dir: string): Promise<Record<string, unknown>> {
+  const sha256: Record<string, string> = {};
+  const walk = async (sub: string) => {
+    const entries = await Array.fromAsync(Deno.readDir(join(dir, sub)));
+    for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
+      const rel = sub ? `${sub}/${e.name}` : e.name;
+      if (e.isDirectory) await walk(rel);
+      else if (e.isFile) sha256[rel] = await sha256File(join(dir, rel));
+    }
+  };
+  await walk("");
+  return { name: basename(dir.replace(/[\\/]+$/, "")), dir, sha256 };
+}
+
 /**
  * The prompts a model folder records: `config_sentence_transformers.json` (`prompts.query` /
  * `prompts.passage`, or `prompts.document`), else a training run's `train_summary.json`

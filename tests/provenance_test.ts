@@ -2,7 +2,12 @@
 import { deepEqual, equal, match } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { engineInfo, modelProvenance, readRunPrompts } from "../cli/provenance.ts";
+import {
+  engineInfo,
+  folderProvenance,
+  modelProvenance,
+  readRunPrompts,
+} from "../cli/provenance.ts";
 import { sha256File } from "../model/hub.ts";
 
 const FIXTURES = fileURLToPath(new URL("fixtures/", import.meta.url));
@@ -42,4 +47,18 @@ Deno.test("modelProvenance: path and the weights' sha256; engineInfo: version an
   equal(e.name, "@xlmr-webgpu/engine");
   match(e.version, /^\d+\.\d+\.\d+/);
   if (e.commit !== undefined) match(e.commit, /^[0-9a-f]{40}$/);
+});
+
+Deno.test("folderProvenance: every file's sha256, subfolders included", async () => {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(join(dir, "corpus.jsonl"), '{"_id": "d1", "text": "x"}\n');
+  await Deno.mkdir(join(dir, "qrels"));
+  await Deno.writeTextFile(join(dir, "qrels", "test.tsv"), "query-id\tcorpus-id\tscore\n");
+  const p = await folderProvenance(dir);
+  deepEqual(Object.keys(p.sha256 as Record<string, string>), ["corpus.jsonl", "qrels/test.tsv"]);
+  equal(
+    (p.sha256 as Record<string, string>)["corpus.jsonl"],
+    await sha256File(join(dir, "corpus.jsonl")),
+  );
+  await Deno.remove(dir, { recursive: true });
 });
