@@ -44,8 +44,9 @@ export interface TokenBatch {
 }
 
 /**
- * Pads sequences to the longest one and computes the position ids of the config's scheme (XLM-R:
- * cumsum(mask) + pad; BERT: 0, 1, …). `typeIds`, when given, holds each sequence's token type ids
+ * Pads sequences to the longest one and computes the position ids and mask of the config's scheme
+ * (XLM-R: tokens with the pad id are masked, positions cumsum(mask) + pad; BERT: every token of a
+ * sequence is real, positions 0, 1, …). `typeIds`, when given, holds each sequence's token type ids
  * (missing or undefined entries: all 0). Fails naming the sequence when an id is outside the
  * vocabulary, a type id outside the type table, or a sequence is longer than the position table
  * allows.
@@ -97,10 +98,15 @@ export function makeTokenBatch(
         }
         types[i] = v;
       }
-      if (bert) positions[i] = t;
-      if (id !== pad) {
+      if (bert) {
+        // Every token of the sequence is real, whatever its id (BERT with XLM-R's tokenizer, as
+        // multilingual MiniLM, starts with <s> = 0 = its pad_token_id), as Hugging Face's
+        // attention mask from the tokenizer says.
+        positions[i] = t;
+        mask[i] = 1;
+      } else if (id !== pad) {
         count++;
-        if (!bert) positions[i] = count + pad;
+        positions[i] = count + pad;
         mask[i] = 1;
       }
     });

@@ -87,6 +87,9 @@ Deno.test("BERT config: positions from 0, the whole table usable, two token type
   deepEqual([...b.positions], [0, 1, 2, 3, 4, 0, 1, 2, 0, 0]);
   deepEqual([...b.typeIds], [0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
   deepEqual([...b.mask], [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
+  // XLM-R's tokenizer under a BERT (multilingual MiniLM): <s> = 0 is the config's pad id, and
+  // still a real token.
+  deepEqual([...makeTokenBatch([[0, 7, 2], [0, 2]], c).mask], [1, 1, 1, 1, 1, 0]);
   makeTokenBatch([[2, 5, 5, 5, 5, 5, 5, 3]], c);
   throws(() => makeTokenBatch([[2, 5, 5, 5, 5, 5, 5, 5, 3]], c), /at most 8/);
   throws(() => makeTokenBatch([[2, 3]], c, [[0, 2]]), /type id 2 is outside the token type table/);
@@ -352,3 +355,26 @@ gpuTest("a BERT sentence pair embeds with token type 1 for its second segment", 
   }
   enc.release();
 });
+
+gpuTest(
+  "a BERT with XLM-R's tokenizer (multilingual MiniLM) keeps <s> = pad id 0 as a token",
+  async (gpu) => {
+    const seed = freshSeed("minilm");
+    const config = tinyBertConfig();
+    equal(config.padTokenId, 0);
+    const weights = perturbedWeights(config, seed);
+    const params = uploadWeights(gpu, config, weights);
+    // <s> = 0, ids ≥ 4, </s> = 2: XLM-R's layout, as paraphrase-multilingual-MiniLM's tokenizer.
+    const seqs = randomSeqs(rng(seed + 1), [9, 3, 6], config.vocabSize);
+    const { pooled } = new XlmrModel(params).forward(makeTokenBatch(seqs, config), "mean");
+    const got = await gpu.read(pooled);
+    const want = referenceForward(refWeights(weights), config, seqs, "mean");
+    const H = config.hiddenSize;
+    for (let b = 0; b < seqs.length; b++) {
+      const e = relErr(got.subarray(b * H, (b + 1) * H), want.subarray(b * H, (b + 1) * H));
+      ok(e <= FORWARD_TOL, `sequence ${b}: relative error ${e}`);
+    }
+    gpu.release(pooled);
+    params.release();
+  },
+);
