@@ -118,8 +118,12 @@ export class Encoder {
     // The tokenizer follows its own files, not the architecture (multilingual MiniLM is a
     // BertModel with XLM-R's SentencePiece tokenizer).
     const tokenizer = hasTokenizer ? await loadTokenizer(tokDir) : null;
-    // The last token (<mask>) may lie outside a model's table: text never produces it.
-    if (tokenizer && tokenizer.vocabSize - 1 > config.vocabSize) {
+    // XLM-R's last token (<mask>) may lie outside a model's table: text never produces it.
+    // WordPiece can produce any of its tokens.
+    const needed = tokenizer?.kind === "wordpiece"
+      ? tokenizer.vocabSize
+      : (tokenizer?.vocabSize ?? 1) - 1;
+    if (tokenizer && needed > config.vocabSize) {
       throw new Error(
         `${tokDir}: tokenizer has ${tokenizer.vocabSize} tokens but ${dir}/config.json has ` +
           `vocab_size ${config.vocabSize}`,

@@ -5,7 +5,7 @@
  *
  * Tolerances: about 10–20× the worst error measured on lavapipe (TEST_VERBOSE=1 prints it).
  */
-import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Gpu } from "../../kernels/runtime.ts";
@@ -378,3 +378,16 @@ gpuTest(
     params.release();
   },
 );
+
+Deno.test("a WordPiece vocabulary larger than the model's table is refused naming both files", async () => {
+  const dir = await Deno.makeTempDir();
+  const config = JSON.parse(await Deno.readTextFile(FIX + "model/config.json"));
+  await Deno.writeTextFile(
+    join(dir, "config.json"),
+    JSON.stringify({ ...config, vocab_size: 7999 }),
+  );
+  await Deno.copyFile(FIX + "model/tokenizer.json", join(dir, "tokenizer.json"));
+  await Deno.copyFile(FIX + "model/model.safetensors", join(dir, "model.safetensors"));
+  const gpu = { limits: {} } as unknown as Gpu; // refused before anything touches the GPU
+  await rejects(Encoder.load(gpu, dir), /tokenizer has 8000 tokens but .*vocab_size 7999/);
+});
