@@ -139,7 +139,9 @@ export async function trainCommand(args: string[]): Promise<void> {
   let lock;
   try {
     lock = await guardRunDir(opts.out, {
-      continues: opts.resume !== undefined || f["auto-resume"] === true,
+      // --resume continues the run in --out only when it points into --out.
+      continues: f["auto-resume"] === true ||
+        (opts.resume !== undefined && await isInside(opts.resume, opts.out)),
       overwrite: f.overwrite === true,
     });
   } catch (e) {
@@ -182,6 +184,16 @@ export async function trainCommand(args: string[]): Promise<void> {
     `done: ${r.steps} steps, ${r.pairsPerSecond.toFixed(1)} pairs/s, ` +
       `${r.tokensPerSecond.toFixed(0)} tokens/s → ${r.outDir}`,
   );
+}
+
+/** Whether `path` is `dir` or lies inside it (after resolving links; false when absent). */
+async function isInside(path: string, dir: string): Promise<boolean> {
+  try {
+    const [p, d] = [await Deno.realPath(path), await Deno.realPath(dir)];
+    return p === d || p.startsWith(d.endsWith("/") ? d : `${d}/`);
+  } catch {
+    return false;
+  }
 }
 
 /** The command line again with `--resume OUT` in place of any earlier `--resume`. */

@@ -82,6 +82,15 @@ Deno.test({
     match(again.stderr, /--out .*run already holds a run .*--resume .*--overwrite/);
     deepEqual(await snapshot(out), before, "nothing touched");
 
+    // --resume of another run does not make --out writable either.
+    const other = join(dir, "other");
+    const o2 = await cli(...args.map((a) => a === out ? other : a));
+    equal(o2.code, 0, o2.stderr);
+    const cross = await cli(...args, "--resume", other);
+    equal(cross.code, 2, cross.stderr);
+    match(cross.stderr, /already holds a run/);
+    deepEqual(await snapshot(out), before, "nothing touched");
+
     const replaced = await cli(...args, "--seed", "9", "--overwrite");
     equal(replaced.code, 0, replaced.stderr);
     match(replaced.stdout, /--overwrite: removed the previous run's/);
