@@ -92,7 +92,7 @@ export interface StepBenchResult {
 
 interface Captured {
   spec: KernelSpec;
-  tensors: Tensor[];
+  tensors: (Tensor | null)[];
   params: ParamValue[] | null;
   workgroups: [number, number?, number?];
   phase: string;
@@ -132,7 +132,7 @@ function kernelName(c: Captured): string {
 async function replay(
   gpu: Gpu,
   list: Captured[],
-  scratch: (t: Tensor) => Tensor,
+  scratch: (t: Tensor | null) => Tensor | null,
   perPass = 800,
 ): Promise<number | null> {
   let total = 0;
@@ -214,8 +214,8 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     await trainer.collect();
     // Integer tensors are indices (token ids, scatter plans): replay them as zeros.
     const scratchOf = new Map<GPUBuffer, Tensor>();
-    const scratch = (t: Tensor): Tensor => {
-      if (t.dtype === "f32" || t.dtype === "f16") return t;
+    const scratch = (t: Tensor | null): Tensor | null => {
+      if (!t || t.dtype === "f32" || t.dtype === "f16") return t;
       let s = scratchOf.get(t.buffer);
       if (!s) {
         s = gpu.zeros([Math.ceil((t.offset + t.byteLength) / 4)], t.dtype, "bench.scratch");

@@ -4,7 +4,8 @@
  * optional gradient clipping by a scale that is read on the GPU.
  * @module
  */
-import { f32, Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Hyper-parameters of one step; `lr` and `step` change every step (they travel as uniforms). */
@@ -19,7 +20,26 @@ export interface AdamWHyper {
   step: number;
 }
 
-const SHADER = "adamw.wgsl";
+const HYPER = {
+  count: "u32",
+  decay: "f32",
+  beta1: "f32",
+  beta2: "f32",
+  one_minus_beta1: "f32",
+  one_minus_beta2: "f32",
+  step_size: "f32",
+  bc2_sqrt: "f32",
+  eps: "f32",
+} as const;
+const STATE = { param: "read_write", grad: "read", m1: "read_write", m2: "read_write" } as const;
+const ADAMW = kernels("adamw.wgsl", {
+  step: { entries: ["step"], uniforms: HYPER, bindings: STATE },
+  stepScaled: {
+    entries: ["step_scaled"],
+    uniforms: HYPER,
+    bindings: { ...STATE, norm_scale: "read" },
+  },
+});
 
 function checkHyper(h: AdamWHyper): void {
   const op = "adamwStep";
@@ -84,26 +104,22 @@ export function adamwStep(
     }
   }
   checkHyper(h);
-  const params = [
-    u32(param.size),
-    f32(1 - h.lr * h.weightDecay),
-    f32(h.beta1),
-    f32(h.beta2),
-    f32(1 - h.beta1),
-    f32(1 - h.beta2),
-    f32(h.lr / (1 - h.beta1 ** h.step)),
-    f32(Math.sqrt(1 - h.beta2 ** h.step)),
-    f32(h.eps),
-  ];
+  const params = {
+    count: param.size,
+    decay: 1 - h.lr * h.weightDecay,
+    beta1: h.beta1,
+    beta2: h.beta2,
+    one_minus_beta1: 1 - h.beta1,
+    one_minus_beta2: 1 - h.beta2,
+    step_size: h.lr / (1 - h.beta1 ** h.step),
+    bc2_sqrt: Math.sqrt(1 - h.beta2 ** h.step),
+    eps: h.eps,
+  };
   const grid = Gpu.grid(Math.ceil(param.size / 256));
   if (normAndScale) {
-    gpu.dispatch(
-      { shader: SHADER, entry: "step_scaled" },
-      [param, grad, m, v, normAndScale],
-      params,
-      grid,
-    );
+    const tensors = { param, grad, m1: m, m2: v, norm_scale: normAndScale };
+    gpu.run(ADAMW.stepScaled, {}, tensors, params, grid);
   } else {
-    gpu.dispatch({ shader: SHADER, entry: "step" }, [param, grad, m, v], params, grid);
+    gpu.run(ADAMW.step, {}, { param, grad, m1: m, m2: v }, params, grid);
   }
 }

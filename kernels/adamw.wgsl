@@ -5,23 +5,11 @@
 // clipping needs no host read-back, and skips the step when norm_scale[0] is not finite.
 // Bias corrections come in as uniforms (they change per step).
 
-struct Params {
-  count: u32,
-  decay: f32,      // 1 − lr·wd
-  beta1: f32,
-  beta2: f32,
-  one_minus_beta1: f32,  // computed in float64 on the host: 1 − f32(0.999) is 1.3e-5 off
-  one_minus_beta2: f32,
-  step_size: f32,  // lr / (1 − b1^t)
-  bc2_sqrt: f32,   // sqrt(1 − b2^t)
-  eps: f32,
-}
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m1: array<f32>;
-@group(0) @binding(4) var<storage, read_write> m2: array<f32>;
-@group(0) @binding(5) var<storage, read> norm_scale: array<f32>;
+// @bindings generated from ADAMW in adamw.ts:
+//   p: Params { count: u32, decay: f32 (1 − lr·wd), beta1: f32, beta2: f32,
+//     one_minus_beta1: f32, one_minus_beta2: f32 (computed in float64 on the host: 1 − f32(0.999)
+//     is 1.3e-5 off), step_size: f32 (lr / (1 − b1^t)), bc2_sqrt: f32 (sqrt(1 − b2^t)), eps: f32 }
+//   param (read_write), grad (read), m1, m2 (read_write); norm_scale (read; step_scaled only)
 
 fn update(i: u32, g: f32) {
   let m = p.beta1 * m1[i] + p.one_minus_beta1 * g;

@@ -15,7 +15,8 @@
  * gets zeros. `headDim` must be a multiple of 4 (rows move as vec4) and at most 64.
  * @module
  */
-import { f32, Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import { isCpuAdapter } from "./matmul.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -29,7 +30,54 @@ export interface AttentionDims {
   scale?: number;
 }
 
-const SHADER = "attention.wgsl";
+const DIMS = { batch: "u32", seq: "u32", heads: "u32", scale: "f32", groups: "u32" } as const;
+const R = "read", RW = "read_write";
+const V4R = { access: R, type: "vec4f" } as const, V4RW = { access: RW, type: "vec4f" } as const;
+const V2R = { access: R, type: "vec2f" } as const, V2RW = { access: RW, type: "vec2f" } as const;
+const TEST_VARIANTS = [{ d4: 1, rows: 1 }, { d4: 16, rows: 2 }];
+const ATTENTION = kernels("attention.wgsl", {
+  forward: {
+    entries: ["forward"],
+    uniforms: DIMS,
+    variants: TEST_VARIANTS,
+    bindings: { fq: V4R, fk: V4R, fv: V4R, fmask: R, fout: V4RW, flse: RW },
+  },
+  delta: {
+    entries: ["backward_delta"],
+    uniforms: DIMS,
+    variants: TEST_VARIANTS,
+    bindings: { dl_do: V4R, dl_out: V4R, dl_lse: R, dl_stats: V2RW },
+  },
+  dq: {
+    entries: ["backward_dq"],
+    uniforms: DIMS,
+    variants: TEST_VARIANTS,
+    bindings: {
+      qd_do: V4R,
+      qd_q: V4R,
+      qd_k: V4R,
+      qd_v: V4R,
+      qd_stats: V2R,
+      qd_mask: R,
+      qd_dq: V4RW,
+    },
+  },
+  dkdv: {
+    entries: ["backward_dkdv"],
+    uniforms: DIMS,
+    variants: TEST_VARIANTS,
+    bindings: {
+      kv_do: V4R,
+      kv_q: V4R,
+      kv_k: V4R,
+      kv_v: V4R,
+      kv_stats: V2R,
+      kv_mask: R,
+      kv_dk: V4RW,
+      kv_dv: V4RW,
+    },
+  },
+});
 /** Largest head size the register arrays in attention.wgsl hold. */
 const MAX_HEAD_DIM = 64;
 
@@ -132,7 +180,7 @@ function planFor(gpu: Gpu, dims: AttentionDims): Plan {
 }
 
 function params(dims: AttentionDims, scale: number, groups: number) {
-  return [u32(dims.batch), u32(dims.seq), u32(dims.heads), f32(scale), u32(groups)];
+  return { batch: dims.batch, seq: dims.seq, heads: dims.heads, scale, groups };
 }
 
 /**
@@ -169,14 +217,10 @@ export function attention(
   const out = gpu.alloc(q.shape, "f32", "attention.out");
   const lse = gpu.alloc([dims.batch, dims.heads, dims.seq], "f32", "attention.lse");
   const pl = planFor(gpu, dims);
-  gpu.dispatch(
-    {
-      shader: SHADER,
-      entry: "forward",
-      constants: { WG: pl.wg },
-      template: { d4: dims.headDim / 4, rows: pl.rows },
-    },
-    [q, k, v, mask, out, lse],
+  gpu.run(
+    ATTENTION.forward,
+    { constants: { WG: pl.wg }, template: { d4: dims.headDim / 4, rows: pl.rows } },
+    { fq: q, fk: k, fv: v, fmask: mask, fout: out, flse: lse },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );
@@ -222,33 +266,43 @@ export function attentionBackward(
   checkLse(op, lse, dims);
   checkMask(op, mask, dims);
   const pl = planFor(gpu, dims);
-  const spec = (entry: string, rows: number, wg: number) => ({
-    shader: SHADER,
-    entry,
+  const spec = (rows: number, wg: number) => ({
     constants: { WG: wg },
     template: { d4: dims.headDim / 4, rows },
   });
   // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
   const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
   const rowCount = dims.batch * dims.heads * dims.seq;
-  gpu.dispatch(
-    spec("backward_delta", 1, 64),
-    [dOut, out, lse, stats],
+  gpu.run(
+    ATTENTION.delta,
+    spec(1, 64),
+    { dl_do: dOut, dl_out: out, dl_lse: lse, dl_stats: stats },
     params(dims, scale, dims.seq),
     Gpu.grid(Math.ceil(rowCount / 64)),
   );
   const dq = gpu.alloc(q.shape, "f32", "attention.dq");
   const dk = gpu.alloc(k.shape, "f32", "attention.dk");
   const dv = gpu.alloc(v.shape, "f32", "attention.dv");
-  gpu.dispatch(
-    spec("backward_dq", pl.rows, pl.wg),
-    [dOut, q, k, v, stats, mask, dq],
+  gpu.run(
+    ATTENTION.dq,
+    spec(pl.rows, pl.wg),
+    { qd_do: dOut, qd_q: q, qd_k: k, qd_v: v, qd_stats: stats, qd_mask: mask, qd_dq: dq },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );
-  gpu.dispatch(
-    spec("backward_dkdv", pl.rows, pl.wg),
-    [dOut, q, k, v, stats, mask, dk, dv],
+  gpu.run(
+    ATTENTION.dkdv,
+    spec(pl.rows, pl.wg),
+    {
+      kv_do: dOut,
+      kv_q: q,
+      kv_k: k,
+      kv_v: v,
+      kv_stats: stats,
+      kv_mask: mask,
+      kv_dk: dk,
+      kv_dv: dv,
+    },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );

@@ -13,11 +13,15 @@
 // (batch, head) pairs when seq is short and no lane idles.
 //
 // Template variables: `d4` = headDim / 4 (rows move as vec4) and `rows` = ROWS; the per-row
-// registers are unrolled by name so that they stay in registers. Each entry point declares its
-// own bindings (1..n in the order the host passes tensors), so binding numbers repeat below.
+// registers are unrolled by name so that they stay in registers.
 
-struct Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+// @bindings generated from ATTENTION in attention.ts: every entry point has
+//   p: Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32 }
+// and its own arrays (binding numbers repeat between entry points; outputs read_write):
+//   forward: fq, fk, fv (vec4f), fmask (f32) → fout (vec4f), flse (f32)
+//   backward_delta: dl_do, dl_out (vec4f), dl_lse (f32) → dl_stats (vec2f)
+//   backward_dq: qd_do, qd_q, qd_k, qd_v (vec4f), qd_stats (vec2f), qd_mask (f32) → qd_dq
+//   backward_dkdv: kv_do, kv_q, kv_k, kv_v (vec4f), kv_stats (vec2f), kv_mask (f32) → kv_dk, kv_dv
 
 override WG: u32 = 64u;
 const D4 = {{ d4 }}u;
@@ -45,13 +49,6 @@ fn task(wid: vec3u, nwg: vec3u, lid: u32) -> vec3u {
 }
 
 // ---------------------------------------------------------------------------- forward
-
-@group(0) @binding(1) var<storage, read> fq: array<vec4f>;
-@group(0) @binding(2) var<storage, read> fk: array<vec4f>;
-@group(0) @binding(3) var<storage, read> fv: array<vec4f>;
-@group(0) @binding(4) var<storage, read> fmask: array<f32>;
-@group(0) @binding(5) var<storage, read_write> fout: array<vec4f>;
-@group(0) @binding(6) var<storage, read_write> flse: array<f32>;
 
 // out_i = Σ_j softmax_j(scale·q_i·k_j) v_j over real keys j, with a running max and sum per row.
 @compute @workgroup_size(WG)
@@ -98,11 +95,6 @@ fn forward(
 
 // ---------------------------------------------------------------------------- backward: delta
 
-@group(0) @binding(1) var<storage, read> dl_do: array<vec4f>;
-@group(0) @binding(2) var<storage, read> dl_out: array<vec4f>;
-@group(0) @binding(3) var<storage, read> dl_lse: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dl_stats: array<vec2f>;
-
 // stats[r] = (lse_r, D_r = dOut_r·out_r) for every row r = (b, h, t): packing both keeps the two
 // backward kernels within 8 storage bindings. One invocation per row (p.groups = seq here).
 @compute @workgroup_size(WG)
@@ -125,14 +117,6 @@ fn backward_delta(
 }
 
 // ---------------------------------------------------------------------------- backward: dq
-
-@group(0) @binding(1) var<storage, read> qd_do: array<vec4f>;
-@group(0) @binding(2) var<storage, read> qd_q: array<vec4f>;
-@group(0) @binding(3) var<storage, read> qd_k: array<vec4f>;
-@group(0) @binding(4) var<storage, read> qd_v: array<vec4f>;
-@group(0) @binding(5) var<storage, read> qd_stats: array<vec2f>;
-@group(0) @binding(6) var<storage, read> qd_mask: array<f32>;
-@group(0) @binding(7) var<storage, read_write> qd_dq: array<vec4f>;
 
 // dq_i = scale · Σ_j P_ij (dP_ij − D_i) k_j with P_ij = exp(scale·q_i·k_j − lse_i) and
 // dP_ij = dOut_i·v_j, over real keys j in order.
@@ -173,15 +157,6 @@ fn backward_dq(
 {% endfor %}}
 
 // ---------------------------------------------------------------------------- backward: dk, dv
-
-@group(0) @binding(1) var<storage, read> kv_do: array<vec4f>;
-@group(0) @binding(2) var<storage, read> kv_q: array<vec4f>;
-@group(0) @binding(3) var<storage, read> kv_k: array<vec4f>;
-@group(0) @binding(4) var<storage, read> kv_v: array<vec4f>;
-@group(0) @binding(5) var<storage, read> kv_stats: array<vec2f>;
-@group(0) @binding(6) var<storage, read> kv_mask: array<f32>;
-@group(0) @binding(7) var<storage, read_write> kv_dk: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> kv_dv: array<vec4f>;
 
 // dv_j = Σ_i P_ij dOut_i;  dk_j = scale · Σ_i P_ij (dP_ij − D_i) q_i, over every query row i in
 // order (padded query rows too: their outputs are part of the loss). Masked keys get zeros.

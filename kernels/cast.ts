@@ -4,8 +4,23 @@
  * The kernels use WGSL's packing builtins, so they run with or without `shader-f16`.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
+
+const f16Words = { type: "u32", dtype: "f16" } as const;
+const CAST = kernels("cast.wgsl", {
+  toF16: {
+    entries: ["to_f16"],
+    uniforms: { count: "u32" },
+    bindings: { src32: "read", dst16: { access: "read_write", ...f16Words } },
+  },
+  toF32: {
+    entries: ["to_f32"],
+    uniforms: { count: "u32" },
+    bindings: { src16: { access: "read", ...f16Words }, dst32: "read_write" },
+  },
+});
 
 function check(op: string, t: Tensor, want: "f32" | "f16", out: Tensor | undefined): void {
   if (t.dtype !== want) throw new TypeError(`${op}: input must be ${want}, got ${t}`);
@@ -40,10 +55,11 @@ export function castF32ToF16(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
   check(op, t, "f32", out);
   const y = out ?? gpu.alloc(t.shape, "f16", "cast.f16");
   const words = Math.ceil(t.size / 2);
-  gpu.dispatch(
-    { shader: "cast.wgsl", entry: "to_f16" },
-    [t, y],
-    [u32(t.size)],
+  gpu.run(
+    CAST.toF16,
+    {},
+    { src32: t, dst16: y },
+    { count: t.size },
     Gpu.grid(Math.ceil(words / 256)),
   );
   return y;
@@ -66,10 +82,11 @@ export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
   check(op, t, "f16", out);
   const y = out ?? gpu.alloc(t.shape, "f32", "cast.f32");
   const words = Math.ceil(t.size / 2);
-  gpu.dispatch(
-    { shader: "cast.wgsl", entry: "to_f32" },
-    [t, y],
-    [u32(t.size)],
+  gpu.run(
+    CAST.toF32,
+    {},
+    { src16: t, dst32: y },
+    { count: t.size },
     Gpu.grid(Math.ceil(words / 256)),
   );
   return y;

@@ -1,13 +1,10 @@
 // Casts between f32 and f16 storage. f16 tensors are read and written as packed u32 words (two
 // halves, the lower element in the low bits) with pack2x16float / unpack2x16float, which are core
 // WGSL: casting needs no `shader-f16`, only arithmetic on f16 does. One thread per word.
-struct Params {
-  count: u32, // elements
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src32: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst16: array<u32>;
+// @bindings generated from CAST in cast.ts:
+//   p: Params { count: u32 } (elements)
+//   to_f16: src32: read array<f32>, dst16: read_write array<u32>
+//   to_f32: src16: read array<u32>, dst32: read_write array<f32> (the same slots)
 
 // f16's largest finite value: finite f32 beyond it saturates instead of becoming ±inf (the WGSL
 // conversion of an out-of-range value is not defined).
@@ -28,9 +25,6 @@ fn to_f16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
 }
 
 // The other direction binds other variables at the same slots (each entry uses only its own).
-@group(0) @binding(1) var<storage, read> src16: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst32: array<f32>;
-
 @compute @workgroup_size(256)
 fn to_f32(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let w = gid.x + gid.y * nwg.x * 256u;

@@ -3,8 +3,16 @@
  * passes the upstream gradient through without a kernel.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernel } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
+
+const ADD = kernel({
+  shader: "elementwise.wgsl",
+  entries: ["add"],
+  uniforms: { count: "u32" },
+  bindings: { a: "read", b: "read", out: "read_write" },
+});
 
 /**
  * `out = a + b` for same-shaped f32 tensors.
@@ -24,11 +32,6 @@ export function add(gpu: Gpu, a: Tensor, b: Tensor, out?: Tensor): Tensor {
   if (a.size !== b.size) throw new RangeError(`add: shapes differ: ${a} vs ${b}`);
   const y = out ?? gpu.alloc(a.shape, "f32", "add.out");
   if (y.size !== a.size) throw new RangeError(`add: out ${y} does not match ${a}`);
-  gpu.dispatch(
-    { shader: "elementwise.wgsl", entry: "add" },
-    [a, b, y],
-    [u32(a.size)],
-    Gpu.grid(Math.ceil(a.size / 256)),
-  );
+  gpu.run(ADD, {}, { a, b, out: y }, { count: a.size }, Gpu.grid(Math.ceil(a.size / 256)));
   return y;
 }

@@ -6,10 +6,31 @@
  * the tokens by id.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "embedding.wgsl";
+const IDS = { access: "read", type: "u32" } as const;
+const EMBEDDING = kernels("embedding.wgsl", {
+  gather: {
+    entries: ["gather"],
+    uniforms: { count: "u32", h: "u32", row_start: "u32", chunk_rows: "u32", accumulate: "u32" },
+    params: "gp",
+    bindings: { table: "read", ids: IDS, out: "read_write" },
+  },
+  scatter: {
+    entries: ["scatter_add"],
+    uniforms: { count: "u32", h: "u32", row_start: "u32", chunk_rows: "u32" },
+    params: "sp",
+    bindings: {
+      d_out: "read",
+      unique_ids: IDS,
+      offsets: IDS,
+      token_index: IDS,
+      d_table: "read_write",
+    },
+  },
+});
 
 /** Host-built grouping of token ids for {@linkcode scatterAddRows}. */
 export interface ScatterPlan {
@@ -73,10 +94,11 @@ export function gatherRows(
     throw new RangeError(`${op}: out ${out} must be [${tokens}, ${h}] for ids ${ids}, ${table}`);
   }
   checkRowStart(op, rowStart);
-  gpu.dispatch(
-    { shader: SHADER, entry: "gather" },
-    [table, ids, out],
-    [u32(tokens * h), u32(h), u32(rowStart), u32(rows), u32(accumulate ? 1 : 0)],
+  gpu.run(
+    EMBEDDING.gather,
+    {},
+    { table, ids, out },
+    { count: tokens * h, h, row_start: rowStart, chunk_rows: rows, accumulate: accumulate ? 1 : 0 },
     Gpu.grid(Math.ceil((tokens * h) / 256)),
   );
 }
@@ -171,10 +193,12 @@ export function scatterAddRows(
     throw new RangeError(`${op}: inconsistent plan (${plan.count} ids, ${plan.offsets})`);
   }
   checkRowStart(op, rowStart);
-  gpu.dispatch(
-    { shader: SHADER, entry: "scatter_add" },
-    [dOut, plan.uniqueIds, plan.offsets, plan.tokenIndex, dTable],
-    [u32(plan.count * h), u32(h), u32(rowStart), u32(rows)],
+  const { uniqueIds, offsets, tokenIndex } = plan;
+  gpu.run(
+    EMBEDDING.scatter,
+    {},
+    { d_out: dOut, unique_ids: uniqueIds, offsets, token_index: tokenIndex, d_table: dTable },
+    { count: plan.count * h, h, row_start: rowStart, chunk_rows: rows },
     Gpu.grid(Math.ceil((plan.count * h) / 256)),
   );
 }

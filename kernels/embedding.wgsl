@@ -1,10 +1,10 @@
 // Embedding lookup (row gather) and its gradient (deterministic scatter-add), over one row chunk
 // [row_start, row_start + chunk_rows) of a table that may be split across several buffers.
-struct GatherParams { count: u32, h: u32, row_start: u32, chunk_rows: u32, accumulate: u32 }
-@group(0) @binding(0) var<uniform> gp: GatherParams;
-@group(0) @binding(1) var<storage, read> table: array<f32>;
-@group(0) @binding(2) var<storage, read> ids: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// @bindings generated from EMBEDDING in embedding.ts:
+//   gather: gp: Params_gp { count: u32, h: u32, row_start: u32, chunk_rows: u32, accumulate: u32 };
+//     table (read), ids (read, u32), out (read_write)
+//   scatter_add: sp: Params_sp { count: u32, h: u32, row_start: u32, chunk_rows: u32 };
+//     d_out (read), unique_ids, offsets, token_index (read, u32), d_table (read_write)
 
 const WG: u32 = 256u;
 
@@ -22,13 +22,6 @@ fn gather(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
 }
 
 // dTable[id − row_start] += Σ_{t in the group of id} dOut[t], tokens of a group in ascending order.
-struct ScatterParams { count: u32, h: u32, row_start: u32, chunk_rows: u32 }
-@group(0) @binding(0) var<uniform> sp: ScatterParams;
-@group(0) @binding(1) var<storage, read> d_out: array<f32>;
-@group(0) @binding(2) var<storage, read> unique_ids: array<u32>;
-@group(0) @binding(3) var<storage, read> offsets: array<u32>;
-@group(0) @binding(4) var<storage, read> token_index: array<u32>;
-@group(0) @binding(5) var<storage, read_write> d_table: array<f32>;
 
 // One invocation per (unique id, column): no two invocations touch the same element.
 @compute @workgroup_size(WG)

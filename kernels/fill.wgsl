@@ -1,7 +1,7 @@
 // Fills a buffer with one 32-bit pattern (zeroing, NaN poisoning, constant init).
-struct Params { count: u32, value: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+// @bindings generated from FILL in runtime.ts:
+//   p: Params { count: u32, value: u32 }
+//   out: read_write array<u32>
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -3,10 +3,22 @@
  * (the pooler), forward and backward. Both are computed with relative accuracy near 1e-7 in f32.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "gelu.wgsl";
+const GELU = kernels("gelu.wgsl", {
+  unary: {
+    entries: ["gelu", "tanh_forward"],
+    uniforms: { count: "u32" },
+    bindings: { in0: "read", out1: "read_write" },
+  },
+  binary: {
+    entries: ["gelu_backward", "tanh_backward"],
+    uniforms: { count: "u32" },
+    bindings: { in0: "read", in1: "read", out2: "read_write" },
+  },
+});
 
 function checkF32(op: string, name: string, t: Tensor): void {
   if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
@@ -15,7 +27,8 @@ function checkF32(op: string, name: string, t: Tensor): void {
 function unary(gpu: Gpu, op: string, entry: string, x: Tensor): Tensor {
   checkF32(op, "x", x);
   const y = gpu.alloc(x.shape, "f32", `${op}.y`);
-  gpu.dispatch({ shader: SHADER, entry }, [x, y], [u32(x.size)], Gpu.grid(Math.ceil(x.size / 256)));
+  const grid = Gpu.grid(Math.ceil(x.size / 256));
+  gpu.run(GELU.unary, { entry }, { in0: x, out1: y }, { count: x.size }, grid);
   return y;
 }
 
@@ -26,12 +39,8 @@ function binary(gpu: Gpu, op: string, entry: string, dy: Tensor, name: string, v
     throw new RangeError(`${op}: dy ${dy} must match ${name} ${v}`);
   }
   const dx = gpu.alloc(v.shape, "f32", `${op}.dx`);
-  gpu.dispatch(
-    { shader: SHADER, entry },
-    [dy, v, dx],
-    [u32(v.size)],
-    Gpu.grid(Math.ceil(v.size / 256)),
-  );
+  const grid = Gpu.grid(Math.ceil(v.size / 256));
+  gpu.run(GELU.binary, { entry }, { in0: dy, in1: v, out2: dx }, { count: v.size }, grid);
   return dx;
 }
 

@@ -5,10 +5,24 @@
  * there, so clipping costs no host round trip.
  * @module
  */
-import { f32, type Gpu, u32 } from "./runtime.ts";
+import type { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "grad_norm.wgsl";
+const GRAD_NORM = kernels("grad_norm.wgsl", {
+  partial: {
+    entries: ["partial"],
+    uniforms: { count: "u32", slot: "u32" },
+    params: "pp",
+    bindings: { pa_grad: "read", pa_partials: "read_write" },
+  },
+  finish: {
+    entries: ["finish"],
+    uniforms: { count: "u32", max_norm: "f32" },
+    params: "fp",
+    bindings: { fi_partials: "read", fi_out: "read_write" },
+  },
+});
 const WG = 256;
 /** Workgroups per tensor at most; a fixed cap keeps the partial layout (and the sum) stable. */
 const MAX_PARTIALS = 512;
@@ -44,15 +58,13 @@ export function gradNorm(gpu: Gpu, grads: Tensor[], maxNorm: number): Tensor {
   const partials = gpu.alloc([Math.max(total, 1)], "f32", "gradNorm.partials");
   let slot = 0;
   grads.forEach((g, i) => {
-    gpu.dispatch({ shader: SHADER, entry: "partial" }, [g, partials], [u32(g.size), u32(slot)], [
-      counts[i],
-    ]);
+    const tensors = { pa_grad: g, pa_partials: partials };
+    gpu.run(GRAD_NORM.partial, {}, tensors, { count: g.size, slot }, [counts[i]]);
     slot += counts[i];
   });
   const out = gpu.alloc([2], "f32", "gradNorm.out");
-  gpu.dispatch({ shader: SHADER, entry: "finish" }, [partials, out], [u32(total), f32(maxNorm)], [
-    1,
-  ]);
+  const tensors = { fi_partials: partials, fi_out: out };
+  gpu.run(GRAD_NORM.finish, {}, tensors, { count: total, max_norm: maxNorm }, [1]);
   gpu.release(partials);
   return out;
 }

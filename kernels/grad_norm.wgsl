@@ -1,7 +1,6 @@
 // Global L2 norm of many gradient tensors, deterministic: each tensor's `partial` dispatch writes
 // one sum of squares per workgroup (grid-stride loop, then a fixed tree), and `finish` adds all
 // partials in a fixed order and derives PyTorch's clip scale min(1, maxNorm / (norm + 1e-6)).
-// Each entry point declares its own bindings (1..n in the order the host passes tensors).
 
 const WG = 256u;
 var<workgroup> red: array<f32, WG>;
@@ -14,10 +13,9 @@ fn reduce(lid: u32) {
   }
 }
 
-struct PartialParams { count: u32, slot: u32 }
-@group(0) @binding(0) var<uniform> pp: PartialParams;
-@group(0) @binding(1) var<storage, read> pa_grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> pa_partials: array<f32>;
+// @bindings generated from GRAD_NORM in grad_norm.ts:
+//   partial: pp: Params_pp { count: u32, slot: u32 }; pa_grad (read) → pa_partials (read_write)
+//   finish: fp: Params_fp { count: u32, max_norm: f32 }; fi_partials (read) → fi_out (read_write)
 
 @compute @workgroup_size(256)
 fn partial(
@@ -35,11 +33,6 @@ fn partial(
   reduce(lid);
   if (lid == 0u) { pa_partials[pp.slot + wg.x] = red[0]; }
 }
-
-struct FinishParams { count: u32, max_norm: f32 }
-@group(0) @binding(0) var<uniform> fp: FinishParams;
-@group(0) @binding(1) var<storage, read> fi_partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> fi_out: array<f32>;
 
 @compute @workgroup_size(256)
 fn finish(@builtin(local_invocation_index) lid: u32) {

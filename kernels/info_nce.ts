@@ -8,7 +8,8 @@
  * to the caller). The `[B, P]` logits matrix is small and lives only inside the call.
  * @module
  */
-import { f32, Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode infoNce}. */
@@ -19,7 +20,45 @@ export interface InfoNceOptions {
   symmetric?: boolean;
 }
 
-const SHADER = "info_nce.wgsl";
+const PRM = {
+  batch: "u32",
+  passages: "u32",
+  hidden: "u32",
+  inv_temp: "f32",
+  symmetric: "u32",
+} as const;
+const INFO_NCE = kernels("info_nce.wgsl", {
+  logits: {
+    entries: ["logits"],
+    uniforms: PRM,
+    bindings: { lg_q: "read", lg_p: "read", lg_out: "read_write" },
+  },
+  rowStats: {
+    entries: ["row_stats"],
+    uniforms: PRM,
+    bindings: { rs_logits: "read", rs_aux: "read_write" },
+  },
+  finish: {
+    entries: ["finish"],
+    uniforms: PRM,
+    bindings: { fin_aux: "read", fin_stats: "read_write" },
+  },
+  gradLogits: {
+    entries: ["grad_logits"],
+    uniforms: PRM,
+    bindings: { gl_aux: "read", gl_logits: "read_write" },
+  },
+  gradQ: {
+    entries: ["grad_q"],
+    uniforms: PRM,
+    bindings: { gq_g: "read", gq_p: "read", gq_dq: "read_write" },
+  },
+  gradP: {
+    entries: ["grad_p"],
+    uniforms: PRM,
+    bindings: { gp_g: "read", gp_q: "read", gp_dp: "read_write" },
+  },
+});
 const WG = 256;
 
 function check(q: Tensor, p: Tensor, opts: InfoNceOptions): void {
@@ -69,20 +108,44 @@ export function infoNce(
   check(q, p, opts);
   const [B, H] = q.shape, P = p.shape[0];
   const sym = opts.symmetric ? 1 : 0;
-  const prm = [u32(B), u32(P), u32(H), f32(1 / opts.temperature), u32(sym)];
-  const spec = (entry: string) => ({ shader: SHADER, entry });
+  const prm = { batch: B, passages: P, hidden: H, inv_temp: 1 / opts.temperature, symmetric: sym };
   const logits = gpu.alloc([B, P], "f32", "infoNce.logits");
   const aux = gpu.alloc([5, B], "f32", "infoNce.aux");
   const stats = gpu.alloc([2], "f32", "infoNce.stats");
   const dq = gpu.alloc([B, H], "f32", "infoNce.dq");
   const dp = gpu.alloc([P, H], "f32", "infoNce.dp");
   if (!sym) gpu.fill(aux, 0); // column rows stay unused; keep them defined
-  gpu.dispatch(spec("logits"), [q, p, logits], prm, Gpu.grid(Math.ceil((B * P) / WG)));
-  gpu.dispatch(spec("row_stats"), [logits, aux], prm, [sym ? 2 * B : B]);
-  gpu.dispatch(spec("finish"), [aux, stats], prm, [1]);
-  gpu.dispatch(spec("grad_logits"), [aux, logits], prm, Gpu.grid(Math.ceil((B * P) / WG)));
-  gpu.dispatch(spec("grad_q"), [logits, p, dq], prm, Gpu.grid(Math.ceil((B * H) / WG)));
-  gpu.dispatch(spec("grad_p"), [logits, q, dp], prm, Gpu.grid(Math.ceil((P * H) / WG)));
+  const K = INFO_NCE;
+  gpu.run(
+    K.logits,
+    {},
+    { lg_q: q, lg_p: p, lg_out: logits },
+    prm,
+    Gpu.grid(Math.ceil((B * P) / WG)),
+  );
+  gpu.run(K.rowStats, {}, { rs_logits: logits, rs_aux: aux }, prm, [sym ? 2 * B : B]);
+  gpu.run(K.finish, {}, { fin_aux: aux, fin_stats: stats }, prm, [1]);
+  gpu.run(
+    K.gradLogits,
+    {},
+    { gl_aux: aux, gl_logits: logits },
+    prm,
+    Gpu.grid(Math.ceil((B * P) / WG)),
+  );
+  gpu.run(
+    K.gradQ,
+    {},
+    { gq_g: logits, gq_p: p, gq_dq: dq },
+    prm,
+    Gpu.grid(Math.ceil((B * H) / WG)),
+  );
+  gpu.run(
+    K.gradP,
+    {},
+    { gp_g: logits, gp_q: q, gp_dp: dp },
+    prm,
+    Gpu.grid(Math.ceil((P * H) / WG)),
+  );
   gpu.release(logits, aux);
   return { stats, dq, dp };
 }

@@ -6,10 +6,12 @@
 //   grad_logits  L ← dLoss/dL (in place)
 //   grad_q    dq = G·p / τ;   grad_p   dp = Gᵀ·q / τ
 // Every reduction has a fixed order, so results are bit-identical from run to run.
-// Each entry point declares its own bindings (1..n in the order the host passes tensors).
 
-struct Params { batch: u32, passages: u32, hidden: u32, inv_temp: f32, symmetric: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
+// @bindings generated from INFO_NCE in info_nce.ts: every entry point has
+//   p: Params { batch: u32, passages: u32, hidden: u32, inv_temp: f32, symmetric: u32 }
+// and its own arrays (1..n in the order the host passes tensors): logits: lg_q, lg_p → lg_out;
+// row_stats: rs_logits → rs_aux; finish: fin_aux → fin_stats; grad_logits: gl_aux → gl_logits;
+// grad_q: gq_g, gq_p → gq_dq; grad_p: gp_g, gp_q → gp_dp (inputs read, outputs read_write).
 
 const WG = 256u;
 const RED = 64u;  // threads of the reducing workgroups
@@ -28,10 +30,6 @@ fn qp_weight() -> f32 {
 
 // ---------------------------------------------------------------------------- logits
 
-@group(0) @binding(1) var<storage, read> lg_q: array<f32>;
-@group(0) @binding(2) var<storage, read> lg_p: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lg_out: array<f32>;
-
 @compute @workgroup_size(256)
 fn logits(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = gid.x + gid.y * nwg.x * WG;
@@ -44,9 +42,6 @@ fn logits(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
 }
 
 // ---------------------------------------------------------------------------- row_stats
-
-@group(0) @binding(1) var<storage, read> rs_logits: array<f32>;
-@group(0) @binding(2) var<storage, read_write> rs_aux: array<f32>;
 
 var<workgroup> red_max: array<f32, RED>;
 var<workgroup> red_arg: array<u32, RED>;
@@ -107,9 +102,6 @@ fn row_stats(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
 
 // ---------------------------------------------------------------------------- finish
 
-@group(0) @binding(1) var<storage, read> fin_aux: array<f32>;
-@group(0) @binding(2) var<storage, read_write> fin_stats: array<f32>;
-
 var<workgroup> fin_red: array<vec3f, RED>;
 
 @compute @workgroup_size(64)
@@ -134,9 +126,6 @@ fn finish(@builtin(local_invocation_index) lid: u32) {
 
 // ---------------------------------------------------------------------------- grad_logits
 
-@group(0) @binding(1) var<storage, read> gl_aux: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gl_logits: array<f32>;
-
 // G[i, j] = w·(softmax_row_i[j] − [i = j])/B  (+ ½·(softmax_col_j[i] − [i = j])/B, symmetric, j < B)
 @compute @workgroup_size(256)
 fn grad_logits(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -156,10 +145,6 @@ fn grad_logits(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
 
 // ---------------------------------------------------------------------------- grad_q, grad_p
 
-@group(0) @binding(1) var<storage, read> gq_g: array<f32>;
-@group(0) @binding(2) var<storage, read> gq_p: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gq_dq: array<f32>;
-
 @compute @workgroup_size(256)
 fn grad_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = gid.x + gid.y * nwg.x * WG;
@@ -170,10 +155,6 @@ fn grad_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   for (var j = 0u; j < p.passages; j++) { s += gq_g[i * p.passages + j] * gq_p[j * p.hidden + h]; }
   gq_dq[idx] = s * p.inv_temp;
 }
-
-@group(0) @binding(1) var<storage, read> gp_g: array<f32>;
-@group(0) @binding(2) var<storage, read> gp_q: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gp_dp: array<f32>;
 
 @compute @workgroup_size(256)
 fn grad_p(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -2,10 +2,22 @@
  * Row-wise L2 normalisation of embeddings `x[B, H]` (before cosine similarities) and its backward.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "l2_norm.wgsl";
+const L2 = kernels("l2_norm.wgsl", {
+  forward: {
+    entries: ["forward"],
+    uniforms: { rows: "u32", h: "u32" },
+    bindings: { x: "read", y: "read_write", norm: "read_write" },
+  },
+  backward: {
+    entries: ["backward"],
+    uniforms: { rows: "u32", h: "u32" },
+    bindings: { x: "read", b_y: "read", b_norm: "read", b_dx: "read_write" },
+  },
+});
 
 function workgroupFor(h: number): number {
   return h >= 512 ? 256 : h >= 128 ? 128 : 64;
@@ -37,12 +49,8 @@ export function l2Normalize(gpu: Gpu, x: Tensor): { y: Tensor; norm: Tensor } {
   const [rows, h] = checkRows("l2Normalize", "x", x);
   const y = gpu.alloc(x.shape, "f32", "l2Normalize.y");
   const norm = gpu.alloc([rows], "f32", "l2Normalize.norm");
-  gpu.dispatch(
-    { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(h) } },
-    [x, y, norm],
-    [u32(rows), u32(h)],
-    Gpu.grid(rows),
-  );
+  const opts = { constants: { WG: workgroupFor(h) } };
+  gpu.run(L2.forward, opts, { x, y, norm }, { rows, h }, Gpu.grid(rows));
   return { y, norm };
 }
 
@@ -71,11 +79,8 @@ export function l2NormalizeBackward(gpu: Gpu, dy: Tensor, y: Tensor, norm: Tenso
     throw new RangeError(`${op}: norm must be [${rows}] for y ${y}, got ${norm}`);
   }
   const dx = gpu.alloc(y.shape, "f32", "l2NormalizeBackward.dx");
-  gpu.dispatch(
-    { shader: SHADER, entry: "backward", constants: { WG: workgroupFor(h) } },
-    [dy, y, norm, dx],
-    [u32(rows), u32(h)],
-    Gpu.grid(rows),
-  );
+  const opts = { constants: { WG: workgroupFor(h) } };
+  const tensors = { x: dy, b_y: y, b_norm: norm, b_dx: dx };
+  gpu.run(L2.backward, opts, tensors, { rows, h }, Gpu.grid(rows));
   return dx;
 }

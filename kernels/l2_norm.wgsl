@@ -1,30 +1,12 @@
 // Row-wise L2 normalisation y = x / max(‖x‖, 1e-12) and its backward. One workgroup per row.
-struct Params { rows: u32, h: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-// forward: x → (y, norm); backward: (dy, y, norm) → dx.
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> norm: array<f32>;
-@group(0) @binding(2) var<storage, read> b_y: array<f32>;
-@group(0) @binding(3) var<storage, read> b_norm: array<f32>;
-@group(0) @binding(4) var<storage, read_write> b_dx: array<f32>;
+// @bindings generated from L2 in l2_norm.ts (uniforms p: Params { rows: u32, h: u32 }):
+//   forward: x (read) → y, norm (read_write)
+//   backward: x = dy, b_y, b_norm (read) → b_dx (read_write)
 
 // Power of two.
 override WG: u32 = 256u;
 const MIN_NORM: f32 = 1e-12;
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+// #include "workgroup_reduce.wgsl"
 
 @compute @workgroup_size(WG)
 fn forward(

@@ -4,10 +4,140 @@
  * @module
  */
 import { isCpuAdapter } from "./matmul.ts";
-import { f32, Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "layer_norm.wgsl";
+// `…4` bindings are the vec4f views that the row-per-invocation entries read at the same slots.
+const V4 = { type: "vec4f" } as const;
+const FWD = { rows: "u32", n: "u32", eps: "f32" } as const;
+const BACK = { rows: "u32", n: "u32" } as const;
+const PART = { rows: "u32", n: "u32", col_groups: "u32", blocks: "u32" } as const;
+const FIN = { n: "u32", blocks: "u32" } as const;
+const LAYER_NORM = kernels("layer_norm.wgsl", {
+  forward: {
+    entries: ["forward"],
+    uniforms: FWD,
+    bindings: {
+      x: "read",
+      gamma: "read",
+      beta: "read",
+      y: "read_write",
+      mean: "read_write",
+      rstd: "read_write",
+    },
+  },
+  addForward: {
+    entries: ["add_forward"],
+    uniforms: FWD,
+    bindings: {
+      x: "read",
+      gamma: "read",
+      beta: "read",
+      y: "read_write",
+      mean: "read_write",
+      rstd: "read_write",
+      residual: "read",
+      sum_out: "read_write",
+    },
+  },
+  forwardRows: {
+    entries: ["forward_rows"],
+    uniforms: FWD,
+    bindings: {
+      x4: { access: "read", ...V4 },
+      gamma4: { access: "read", ...V4 },
+      beta4: { access: "read", ...V4 },
+      y4: { access: "read_write", ...V4 },
+      mean: "read_write",
+      rstd: "read_write",
+    },
+  },
+  addForwardRows: {
+    entries: ["add_forward_rows"],
+    uniforms: FWD,
+    bindings: {
+      x4: { access: "read", ...V4 },
+      gamma4: { access: "read", ...V4 },
+      beta4: { access: "read", ...V4 },
+      y4: { access: "read_write", ...V4 },
+      mean: "read_write",
+      rstd: "read_write",
+      residual4: { access: "read", ...V4 },
+      sum4: { access: "read_write", ...V4 },
+    },
+  },
+  backwardDx: {
+    entries: ["backward_dx"],
+    uniforms: BACK,
+    params: "bp",
+    bindings: {
+      b_dy: "read",
+      b_x: "read",
+      b_mean: "read",
+      b_rstd: "read",
+      b_gamma: "read",
+      b_dx: "read_write",
+    },
+  },
+  backwardDxRows: {
+    entries: ["backward_dx_rows"],
+    uniforms: BACK,
+    params: "bp",
+    bindings: {
+      b_dy4: { access: "read", ...V4 },
+      b_x4: { access: "read", ...V4 },
+      b_mean: "read",
+      b_rstd: "read",
+      b_gamma4: { access: "read", ...V4 },
+      b_dx4: { access: "read_write", ...V4 },
+    },
+  },
+  partials: {
+    entries: ["backward_partials"],
+    uniforms: PART,
+    params: "pp",
+    bindings: {
+      p_dy: "read",
+      p_x: "read",
+      p_mean: "read",
+      p_rstd: "read",
+      partial: { access: "read_write", type: "vec2f" },
+    },
+  },
+  partials4: {
+    entries: ["backward_partials4"],
+    uniforms: PART,
+    params: "pp",
+    bindings: {
+      p_dy4: { access: "read", ...V4 },
+      p_x4: { access: "read", ...V4 },
+      p_mean: "read",
+      p_rstd: "read",
+      partial4: { access: "read_write", ...V4 },
+    },
+  },
+  params: {
+    entries: ["backward_params"],
+    uniforms: FIN,
+    params: "fp",
+    bindings: {
+      f_partial: { access: "read", type: "vec2f" },
+      f_dgamma: "read_write",
+      f_dbeta: "read_write",
+    },
+  },
+  params4: {
+    entries: ["backward_params4"],
+    uniforms: FIN,
+    params: "fp",
+    bindings: {
+      f_partial4: { access: "read", ...V4 },
+      f_dgamma4: { access: "read_write", ...V4 },
+      f_dbeta4: { access: "read_write", ...V4 },
+    },
+  },
+});
 /** Rows per partial block of dgamma/dbeta (must match `RB` in the shader). */
 const ROW_BLOCK = 32;
 
@@ -111,19 +241,21 @@ export function layerNorm(
   const y = gpu.alloc(x.shape, "f32", "layerNorm.y");
   const mean = gpu.alloc([rows], "f32", "layerNorm.mean");
   const rstd = gpu.alloc([rows], "f32", "layerNorm.rstd");
-  const prm = [u32(rows), u32(n), f32(eps)];
+  const prm = { rows, n, eps };
   if (rowWise(gpu, n)) {
     const g = rowGrid(rows);
-    gpu.dispatch(
-      { shader: SHADER, entry: "forward_rows", constants: { WG: g.wg } },
-      [x, gamma, beta, y, mean, rstd],
+    gpu.run(
+      LAYER_NORM.forwardRows,
+      { constants: { WG: g.wg } },
+      { x4: x, gamma4: gamma, beta4: beta, y4: y, mean, rstd },
       prm,
       g.grid,
     );
   } else {
-    gpu.dispatch(
-      { shader: SHADER, entry: "forward", constants: { WG: workgroupFor(n) } },
-      [x, gamma, beta, y, mean, rstd],
+    gpu.run(
+      LAYER_NORM.forward,
+      { constants: { WG: workgroupFor(n) } },
+      { x, gamma, beta, y, mean, rstd },
       prm,
       Gpu.grid(rows),
     );
@@ -166,20 +298,21 @@ export function addLayerNorm(
   const sum = gpu.alloc(x.shape, "f32", "addLayerNorm.sum");
   const mean = gpu.alloc([rows], "f32", "addLayerNorm.mean");
   const rstd = gpu.alloc([rows], "f32", "addLayerNorm.rstd");
-  const prm = [u32(rows), u32(n), f32(eps)];
-  const tensors = [x, gamma, beta, y, mean, rstd, residual, sum];
+  const prm = { rows, n, eps };
   if (rowWise(gpu, n)) {
     const g = rowGrid(rows);
-    gpu.dispatch(
-      { shader: SHADER, entry: "add_forward_rows", constants: { WG: g.wg } },
-      tensors,
+    gpu.run(
+      LAYER_NORM.addForwardRows,
+      { constants: { WG: g.wg } },
+      { x4: x, gamma4: gamma, beta4: beta, y4: y, mean, rstd, residual4: residual, sum4: sum },
       prm,
       g.grid,
     );
   } else {
-    gpu.dispatch(
-      { shader: SHADER, entry: "add_forward", constants: { WG: workgroupFor(n) } },
-      tensors,
+    gpu.run(
+      LAYER_NORM.addForward,
+      { constants: { WG: workgroupFor(n) } },
+      { x, gamma, beta, y, mean, rstd, residual, sum_out: sum },
       prm,
       Gpu.grid(rows),
     );
@@ -242,17 +375,19 @@ export function layerNormBackward(
   const dx = gpu.alloc(x.shape, "f32", "layerNormBackward.dx");
   if (rowWise(gpu, n)) {
     const g = rowGrid(rows);
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_dx_rows", constants: { WG: g.wg } },
-      [dy, x, mean, rstd, gamma, dx],
-      [u32(rows), u32(n)],
+    gpu.run(
+      LAYER_NORM.backwardDxRows,
+      { constants: { WG: g.wg } },
+      { b_dy4: dy, b_x4: x, b_mean: mean, b_rstd: rstd, b_gamma4: gamma, b_dx4: dx },
+      { rows, n },
       g.grid,
     );
   } else {
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_dx", constants: { WG: workgroupFor(n) } },
-      [dy, x, mean, rstd, gamma, dx],
-      [u32(rows), u32(n)],
+    gpu.run(
+      LAYER_NORM.backwardDx,
+      { constants: { WG: workgroupFor(n) } },
+      { b_dy: dy, b_x: x, b_mean: mean, b_rstd: rstd, b_gamma: gamma, b_dx: dx },
+      { rows, n },
       Gpu.grid(rows),
     );
   }
@@ -261,30 +396,34 @@ export function layerNormBackward(
   if (n % 4 === 0) {
     // Four columns per invocation, the same order of additions per column.
     const n4 = n / 4;
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_partials4", constants: { WG: 64 } },
-      [dy, x, mean, rstd, partial],
-      [u32(rows), u32(n), u32(0), u32(blocks)],
+    gpu.run(
+      LAYER_NORM.partials4,
+      { constants: { WG: 64 } },
+      { p_dy4: dy, p_x4: x, p_mean: mean, p_rstd: rstd, partial4: partial },
+      { rows, n, col_groups: 0, blocks },
       Gpu.grid(Math.ceil((blocks * n4) / 64)),
     );
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_params4", constants: { WG: 64 } },
-      [partial, dgamma, dbeta],
-      [u32(n), u32(blocks)],
+    gpu.run(
+      LAYER_NORM.params4,
+      { constants: { WG: 64 } },
+      { f_partial4: partial, f_dgamma4: dgamma, f_dbeta4: dbeta },
+      { n, blocks },
       [Math.ceil(n4 / 64)],
     );
   } else {
     const colGroups = Math.ceil(n / 256);
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_partials", constants: { WG: 256 } },
-      [dy, x, mean, rstd, partial],
-      [u32(rows), u32(n), u32(colGroups), u32(blocks)],
+    gpu.run(
+      LAYER_NORM.partials,
+      { constants: { WG: 256 } },
+      { p_dy: dy, p_x: x, p_mean: mean, p_rstd: rstd, partial },
+      { rows, n, col_groups: colGroups, blocks },
       Gpu.grid(colGroups * blocks),
     );
-    gpu.dispatch(
-      { shader: SHADER, entry: "backward_params", constants: { WG: 256 } },
-      [partial, dgamma, dbeta],
-      [u32(n), u32(blocks)],
+    gpu.run(
+      LAYER_NORM.params,
+      { constants: { WG: 256 } },
+      { f_partial: partial, f_dgamma: dgamma, f_dbeta: dbeta },
+      { n, blocks },
       [Math.ceil(n / 256)],
     );
   }

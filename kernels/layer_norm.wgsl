@@ -2,34 +2,21 @@
 // One workgroup per row; mean and variance in two passes (no E[x²] − E[x]² cancellation).
 // dgamma/dbeta: fixed blocks of RB rows give partial column sums, then one thread per column
 // adds the partials in order, so the result is deterministic.
-struct Params { rows: u32, n: u32, eps: f32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gamma: array<f32>;
-@group(0) @binding(3) var<storage, read> beta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
-@group(0) @binding(5) var<storage, read_write> mean: array<f32>;
-@group(0) @binding(6) var<storage, read_write> rstd: array<f32>;
-// addLayerNorm only.
-@group(0) @binding(7) var<storage, read> residual: array<f32>;
-@group(0) @binding(8) var<storage, read_write> sum_out: array<f32>;
+// @bindings generated from LAYER_NORM in layer_norm.ts (each program at binding 0 its uniforms,
+// then its storage arrays at 1, 2, … in this order; `…4` names are the vec4f views of one slot):
+//   forward, forward_rows: p: Params { rows: u32, n: u32, eps: f32 }; x|x4, gamma|gamma4,
+//     beta|beta4 (read), y|y4, mean, rstd (read_write)
+//   add_forward, add_forward_rows: the same, then residual|residual4 (read), sum_out|sum4
+//   backward_dx, backward_dx_rows: bp: Params_bp { rows: u32, n: u32 }; b_dy|b_dy4, b_x|b_x4,
+//     b_mean, b_rstd, b_gamma|b_gamma4 (read), b_dx|b_dx4 (read_write)
+//   backward_partials, backward_partials4: pp: Params_pp { rows: u32, n: u32, col_groups: u32,
+//     blocks: u32 }; p_dy|p_dy4, p_x|p_x4, p_mean, p_rstd (read), partial|partial4
+//   backward_params, backward_params4: fp: Params_fp { n: u32, blocks: u32 }; f_partial|f_partial4
+//     (read), f_dgamma|f_dgamma4, f_dbeta|f_dbeta4 (read_write)
 
 // Power of two.
 override WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup (every invocation gets the result).
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+// #include "workgroup_reduce.wgsl"
 
 fn row_of(wid: vec3u, nwg: vec3u) -> u32 {
   return wid.x + wid.y * nwg.x;
@@ -94,14 +81,6 @@ fn add_forward(
 
 // ---------------------------------------------------------------- backward
 // dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·gamma, x̂ = (x − mean)·rstd.
-struct BackParams { rows: u32, n: u32 }
-@group(0) @binding(0) var<uniform> bp: BackParams;
-@group(0) @binding(1) var<storage, read> b_dy: array<f32>;
-@group(0) @binding(2) var<storage, read> b_x: array<f32>;
-@group(0) @binding(3) var<storage, read> b_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> b_rstd: array<f32>;
-@group(0) @binding(5) var<storage, read> b_gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> b_dx: array<f32>;
 
 @compute @workgroup_size(WG)
 fn backward_dx(
@@ -134,13 +113,6 @@ fn backward_dx(
 const RB: u32 = 32u;
 
 // partial[(blk * n + c) * 2 + {0,1}] = Σ_{rows of block blk} (dy·x̂, dy) for column c.
-struct PartialParams { rows: u32, n: u32, col_groups: u32, blocks: u32 }
-@group(0) @binding(0) var<uniform> pp: PartialParams;
-@group(0) @binding(1) var<storage, read> p_dy: array<f32>;
-@group(0) @binding(2) var<storage, read> p_x: array<f32>;
-@group(0) @binding(3) var<storage, read> p_mean: array<f32>;
-@group(0) @binding(4) var<storage, read> p_rstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> partial: array<vec2f>;
 
 @compute @workgroup_size(WG)
 fn backward_partials(
@@ -162,12 +134,6 @@ fn backward_partials(
   partial[blk * pp.n + c] = acc;
 }
 
-struct FinishParams { n: u32, blocks: u32 }
-@group(0) @binding(0) var<uniform> fp: FinishParams;
-@group(0) @binding(1) var<storage, read> f_partial: array<vec2f>;
-@group(0) @binding(2) var<storage, read_write> f_dgamma: array<f32>;
-@group(0) @binding(3) var<storage, read_write> f_dbeta: array<f32>;
-
 @compute @workgroup_size(WG)
 fn backward_params(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
@@ -184,12 +150,6 @@ fn backward_params(@builtin(global_invocation_id) gid: vec3u) {
 // workgroup's invocations are SIMD lanes of one CPU thread and every load or barrier step costs
 // per lane, so this beats a workgroup per row by a wide margin (kernels/ATTENTION_NOTES.md).
 // Rows are numbered `(wid.x + wid.y·nwg.x)·WG + lid`.
-@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> gamma4: array<vec4f>;
-@group(0) @binding(3) var<storage, read> beta4: array<vec4f>;
-@group(0) @binding(4) var<storage, read_write> y4: array<vec4f>;
-@group(0) @binding(7) var<storage, read> residual4: array<vec4f>;
-@group(0) @binding(8) var<storage, read_write> sum4: array<vec4f>;
 
 fn hsum4(v: vec4f) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
@@ -254,11 +214,6 @@ fn add_forward_rows(
   finish_row(row, s);
 }
 
-@group(0) @binding(1) var<storage, read> b_dy4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> b_x4: array<vec4f>;
-@group(0) @binding(5) var<storage, read> b_gamma4: array<vec4f>;
-@group(0) @binding(6) var<storage, read_write> b_dx4: array<vec4f>;
-
 @compute @workgroup_size(WG)
 fn backward_dx_rows(
   @builtin(workgroup_id) wid: vec3u,
@@ -289,9 +244,6 @@ fn backward_dx_rows(
 
 // The vec4 form of backward_partials: one invocation per (block, 4 columns), the same per-column
 // order of additions. partial4[(blk · n/4 + c4) · 2 + {0, 1}] = (dgamma, dbeta) quads.
-@group(0) @binding(1) var<storage, read> p_dy4: array<vec4f>;
-@group(0) @binding(2) var<storage, read> p_x4: array<vec4f>;
-@group(0) @binding(5) var<storage, read_write> partial4: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn backward_partials4(
@@ -316,10 +268,6 @@ fn backward_partials4(
   partial4[(blk * n4 + c) * 2u] = ag;
   partial4[(blk * n4 + c) * 2u + 1u] = ab;
 }
-
-@group(0) @binding(1) var<storage, read> f_partial4: array<vec4f>;
-@group(0) @binding(2) var<storage, read_write> f_dgamma4: array<vec4f>;
-@group(0) @binding(3) var<storage, read_write> f_dbeta4: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn backward_params4(@builtin(global_invocation_id) gid: vec3u) {

@@ -14,9 +14,64 @@
  * rounding of the stored values. Backward products are f32 only.
  * @module
  */
-import { f32, Gpu, u32 } from "./runtime.ts";
-import { loadShader } from "./shader.ts";
+import { Gpu } from "./runtime.ts";
+import { checkMatmulSwitches, type MatmulSwitches, type MatmulTiles } from "./options.ts";
+import { kernel, type TemplateVars } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
+
+export type { MatmulSwitches, MatmulTiles } from "./options.ts";
+
+/** An operand of the tiled kernel: vec4 of its storage type where the template says so. */
+const operand = (vec: string, type: string) =>
+  ({
+    access: "read",
+    type: (t: TemplateVars) => t[vec] ? `vec4<${t[type]}>` : `${t[type]}`,
+  }) as const;
+/** Template variables of an all-f32 product with the light 4×4 block (binding-test variants). */
+const MM_F32 = { tm4: 1, tn4: 1, enable_f16: false, a_t: "f32", b_t: "f32", w_t: "f32" };
+const MATMUL = kernel({
+  shader: "matmul.wgsl",
+  uniforms: {
+    M: "u32",
+    N: "u32",
+    K: "u32",
+    strideA: "u32",
+    strideB: "u32",
+    strideC: "u32",
+    alpha: "f32",
+    accumulate: "u32",
+    kChunk: "u32",
+    splits: "u32",
+  },
+  bindings: {
+    a: operand("vec_a", "a_t"),
+    b: operand("vec_b", "b_t"),
+    c: "read_write",
+    bias: { access: "read", optional: true },
+    y: { access: "read_write", optional: true },
+  },
+  variants: [
+    { ...MM_F32, vec_a: true, vec_b: true, has_bias: true, gelu: true },
+    { ...MM_F32, vec_a: false, vec_b: false, has_bias: false, gelu: false },
+    { ...MM_F32, vec_a: true, vec_b: false, enable_f16: true, b_t: "f16", w_t: "f16" },
+  ],
+});
+const SPLITK = kernel({
+  shader: "matmul_splitk.wgsl",
+  uniforms: { count: "u32", mn: "u32", n: "u32", splits: "u32", alpha: "f32", accumulate: "u32" },
+  bindings: {
+    part: "read",
+    c: "read_write",
+    bias: { access: "read", optional: true },
+    y: { access: "read_write", optional: true },
+  },
+  variants: [{ gelu: true, has_bias: true }, { gelu: false, has_bias: false }],
+});
+const COLSUM = kernel({
+  shader: "matmul_colsum.wgsl",
+  uniforms: { M: "u32", N: "u32" },
+  bindings: { dy: "read", db: "read_write" },
+});
 
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
@@ -28,23 +83,6 @@ export interface MatmulOptions {
   accumulate?: boolean;
   /** Scale of the product (default 1). */
   alpha?: number;
-}
-
-/**
- * Workgroup shape of the tiled kernel: WX×WY threads, each a (4·TM4)×(4·TN4) register block, so a
- * tile of C is (4·TM4·WY)×(4·TN4·WX); K advances BK at a time.
- */
-export interface MatmulTiles {
-  /** Threads along N. */
-  WX: number;
-  /** Threads along M. */
-  WY: number;
-  /** K tile held in workgroup memory (multiple of 4). */
-  BK: number;
-  /** Rows per thread / 4 (1, 2 or 4). */
-  TM4: number;
-  /** Columns per thread / 4 (1, 2 or 4). */
-  TN4: number;
 }
 
 // Tile table, first match wins. Measured numbers are in kernels/MATMUL_NOTES.md. On lavapipe
@@ -176,21 +214,21 @@ function splitFor(
   return Math.max(1, splits);
 }
 
-let forcedSplits: number | null = null;
-
 /**
  * The tiles and K split used for a batch of `[M,K]·[K,N]` products on a CPU (software) adapter when
  * `cpu` is true. CPU adapters: products under 2¹⁹ multiply-adds get light 32×32 tiles of 4×4 blocks;
  * larger ones 128×128 tiles of 16×16 blocks (the most FMAs per load, see MATMUL_NOTES.md), narrowed
  * to the rows and columns there are, and K is split when that leaves fewer than 4 workgroups
  * (64×64 tiles of 8×8 blocks when K is too short to split). GPU adapters keep the M·N table and
- * the same narrowing and splitting with GPU-sized targets.
+ * the same narrowing and splitting with GPU-sized targets. `switches` (a Gpu's
+ * `options.matmul`) may force the tiles or the split.
  *
  * @example
  * ```ts
  * import { matmulPlan } from "./matmul.ts";
  * // A weight gradient dW[64,64] over 2048 token rows on lavapipe: one 64×64 tile, K in 4 splits.
  * console.log(matmulPlan(64, 64, 2048, 1, true).splits); // 4
+ * console.log(matmulPlan(40, 40, 1037, 1, true, { splits: 3 }).splits); // 3
  * ```
  */
 export function matmulPlan(
@@ -199,7 +237,11 @@ export function matmulPlan(
   k: number,
   batch = 1,
   cpu = false,
+  switches: Partial<MatmulSwitches> = {},
 ): MatmulPlan {
+  checkMatmulSwitches(switches);
+  const forced = switches.tiles ?? null;
+  const forcedSplits = switches.splits ?? null;
   let tiles: MatmulTiles;
   let splits = 1;
   if (forced) tiles = forced;
@@ -239,25 +281,6 @@ export function matmulTiles(m: number, n: number, k: number, cpu = false): Matmu
   return matmulPlan(m, n, k, 1, cpu).tiles;
 }
 
-/**
- * Makes every following product split K into `splits` ranges (clamped to the number of BK steps;
- * 1 disables split-K, null restores the automatic choice). For tests and benchmarks.
- *
- * @example
- * ```ts
- * import { forceMatmulSplitK, matmulPlan } from "./matmul.ts";
- * forceMatmulSplitK(3);
- * console.log(matmulPlan(40, 40, 1037, 1, true).splits); // 3
- * forceMatmulSplitK(null);
- * ```
- */
-export function forceMatmulSplitK(splits: number | null): void {
-  if (splits !== null && !(Number.isInteger(splits) && splits >= 1 && splits <= 256)) {
-    throw new RangeError(`forceMatmulSplitK: need an integer in 1..256 or null, got ${splits}`);
-  }
-  forcedSplits = splits;
-}
-
 /** Whether the adapter is a software (CPU) one such as lavapipe, which wants other tiles. */
 export function isCpuAdapter(gpu: Gpu): boolean {
   const info = gpu.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
@@ -269,33 +292,6 @@ export function isCpuAdapter(gpu: Gpu): boolean {
 export const MATMUL_TILE_CONFIGS: Record<string, MatmulTiles> = Object.fromEntries(
   TILE_TABLE.map((e) => [e.name, e.tiles]),
 );
-
-let forced: MatmulTiles | null = null;
-
-/**
- * Makes every following product use `tiles` (null restores the shape table). For tests and
- * benchmarks that compare configurations; WX·WY ≤ 256, BK a multiple of 4, TM4 and TN4 in 1, 2, 4.
- *
- * @example
- * ```ts
- * import { forceMatmulTiles, matmulTiles } from "./matmul.ts";
- * forceMatmulTiles({ WX: 8, WY: 8, BK: 8, TM4: 1, TN4: 1 });
- * console.log(matmulTiles(1024, 1024, 1024)); // { WX: 8, WY: 8, BK: 8, TM4: 1, TN4: 1 }
- * forceMatmulTiles(null);
- * ```
- */
-export function forceMatmulTiles(tiles: MatmulTiles | null): void {
-  const bad = tiles && (tiles.BK % 4 !== 0 || tiles.BK < 4 || tiles.WX * tiles.WY > 256 ||
-    ![1, 2, 4].includes(tiles.TM4) || ![1, 2, 4].includes(tiles.TN4));
-  if (bad) {
-    throw new RangeError(
-      `forceMatmulTiles: need BK a multiple of 4, WX·WY ≤ 256, TM4 and TN4 in {1, 2, 4}; got ${
-        JSON.stringify(tiles)
-      }`,
-    );
-  }
-  forced = tiles;
-}
 
 const MAX_WORKGROUPS = 65535;
 
@@ -324,37 +320,12 @@ function vec4Ok(t: Tensor, contiguous: number): boolean {
   return contiguous % 4 === 0 && t.offset % 16 === 0;
 }
 
-let geluText: string | null = null;
-
-/**
- * The exact-erf GELU's WGSL helpers (`normal_cdf` and what it calls, with their constants), cut
- * from gelu.wgsl so that the fused epilogue runs the very same code as the `gelu` kernel.
- */
-function geluFunctions(): string {
-  if (geluText !== null) return geluText;
-  const src = loadShader("gelu.wgsl");
-  const pieces: string[] = [];
-  for (const name of ["FRAC_1_SQRT_2", "FRAC_1_SQRT_2PI"]) {
-    const m = src.match(new RegExp(`^const ${name}: f32 = [^;]+;$`, "m"));
-    if (!m) throw new Error(`matmul: gelu.wgsl has no constant ${name} to share`);
-    pieces.push(m[0]);
-  }
-  for (const name of ["exp_accurate", "erf_small", "erfc_large", "normal_cdf"]) {
-    const start = src.search(new RegExp(`^fn ${name}\\(`, "m"));
-    if (start < 0) throw new Error(`matmul: gelu.wgsl has no function ${name} to share`);
-    // The function ends at the first closing brace in column 0.
-    const end = src.indexOf("\n}", start);
-    if (end < 0) throw new Error(`matmul: gelu.wgsl function ${name} has no end`);
-    pieces.push(src.slice(start, end + 2));
-  }
-  return geluText = pieces.join("\n\n");
-}
-
 /** Records the dispatches of one product (shapes already validated). */
 function gemm(gpu: Gpu, g: Gemm): void {
   let cpu = cpuAdapters.get(gpu);
   if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
-  const { tiles: t, splits, kChunk } = matmulPlan(g.m, g.n, g.k, g.batch, cpu);
+  const switches = gpu.options.matmul;
+  const { tiles: t, splits, kChunk } = matmulPlan(g.m, g.n, g.k, g.batch, cpu, switches);
   const wx = Math.ceil(g.n / (4 * t.TN4 * t.WX));
   const wy = Math.ceil(g.m / (4 * t.TM4 * t.WY));
   const wz = g.batch * splits;
@@ -372,11 +343,10 @@ function gemm(gpu: Gpu, g: Gemm): void {
   const direct = splits === 1;
   // Split-K: the tiles write partial products (alpha, bias, accumulate and GELU come after the sum).
   const part = direct ? g.out : gpu.alloc([wz, g.m, g.n], "f32", "matmul.partial");
-  const tensors = [g.a, g.b, part, g.bias ?? g.b];
-  if (direct && gelu) tensors.push(gelu);
-  gpu.dispatch(
+  const bias = g.bias;
+  gpu.run(
+    MATMUL,
     {
-      shader: "matmul.wgsl",
       constants: { WX: t.WX, WY: t.WY, BK: t.BK, TRANS_A: +g.transA, TRANS_B: +g.transB },
       template: {
         vec_a: vecA,
@@ -386,47 +356,40 @@ function gemm(gpu: Gpu, g: Gemm): void {
         enable_f16: f16,
         a_t: g.a.dtype,
         b_t: g.b.dtype,
-        w_t: f16 && f16Math ? "f16" : "f32",
+        w_t: f16 && switches.f16Math ? "f16" : "f32",
+        has_bias: direct && !!bias,
         gelu: direct && !!gelu,
-        gelu_fns: direct && gelu ? geluFunctions() : "",
       },
     },
-    // Without a bias, binding 4 reads B again (never touched: hasBias is 0).
-    tensors,
-    [
-      u32(g.m),
-      u32(g.n),
-      u32(g.k),
-      u32(g.batch === 1 ? 0 : g.m * g.k),
-      u32(g.batch === 1 ? 0 : g.k * g.n),
-      u32(wz === 1 ? 0 : mn),
-      f32(direct ? g.alpha : 1),
-      u32(direct && g.accumulate ? 1 : 0),
-      u32(direct && g.bias ? 1 : 0),
-      u32(kChunk),
-      u32(splits),
-    ],
+    { a: g.a, b: g.b, c: part, bias: direct ? bias : null, y: direct ? gelu : null },
+    {
+      M: g.m,
+      N: g.n,
+      K: g.k,
+      strideA: g.batch === 1 ? 0 : g.m * g.k,
+      strideB: g.batch === 1 ? 0 : g.k * g.n,
+      strideC: wz === 1 ? 0 : mn,
+      alpha: direct ? g.alpha : 1,
+      accumulate: direct && g.accumulate ? 1 : 0,
+      kChunk,
+      splits,
+    },
     [wx, wy, wz],
   );
   if (direct) return;
   const count = g.batch * mn;
-  const reduce = [part, g.out, g.bias ?? part];
-  if (gelu) reduce.push(gelu);
-  gpu.dispatch(
+  gpu.run(
+    SPLITK,
+    { template: { gelu: !!gelu, has_bias: !!bias } },
+    { part, c: g.out, bias, y: gelu },
     {
-      shader: "matmul_splitk.wgsl",
-      template: { gelu: !!gelu, gelu_fns: gelu ? geluFunctions() : "" },
+      count,
+      mn,
+      n: g.n,
+      splits,
+      alpha: g.alpha,
+      accumulate: g.accumulate ? 1 : 0,
     },
-    reduce,
-    [
-      u32(count),
-      u32(mn),
-      u32(g.n),
-      u32(splits),
-      f32(g.alpha),
-      u32(g.accumulate ? 1 : 0),
-      u32(g.bias ? 1 : 0),
-    ],
     Gpu.grid(Math.ceil(count / 1024)),
   );
   gpu.release(part);
@@ -452,25 +415,6 @@ function expectOperand(gpu: Gpu, op: string, name: string, t: Tensor): void {
     return;
   }
   if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32 or f16, got ${t}`);
-}
-
-let f16Math = false;
-
-/**
- * Makes following products with an f16 operand run their tiles and 4-term dot products in f16
- * (accumulators stay f32; an f32 operand is rounded to f16 on load) when `on`; the default (false)
- * widens f16 operands to f32 before any arithmetic. An experiment for benchmarks: it was measured
- * slower and less accurate on lavapipe (PERFORMANCE.md, "f16").
- *
- * @example
- * ```ts
- * import { forceMatmulF16Math } from "./matmul.ts";
- * forceMatmulF16Math(true);
- * forceMatmulF16Math(false);
- * ```
- */
-export function forceMatmulF16Math(on: boolean): void {
-  f16Math = on;
 }
 
 function expectDistinct(op: string, out: Tensor, inputs: (Tensor | null)[]): void {
@@ -779,12 +723,7 @@ export function linearBackward(
     });
   }
   if (db && m > 0 && n > 0) {
-    gpu.dispatch(
-      { shader: "matmul_colsum.wgsl" },
-      [dy, db],
-      [u32(m), u32(n)],
-      [Math.ceil(n / 64)],
-    );
+    gpu.run(COLSUM, {}, { dy, db }, { M: m, N: n }, [Math.ceil(n / 64)]);
   }
   if (!needInput) return null;
   const dx = gpu.alloc(x.shape, "f32", "linear.dx");

@@ -1,5 +1,6 @@
-// Tiled matmul: C = alpha·op(A)·op(B) (+ C) (+ bias[col]), batched over dispatch z; with the
-// `gelu` template flag also y = GELU(C) (exact erf GELU, functions taken from gelu.wgsl).
+// Tiled matmul: C = alpha·op(A)·op(B) (+ C) (+ bias[col] with the `has_bias` template flag),
+// batched over dispatch z; with the `gelu` template flag also y = GELU(C) (exact erf GELU, the
+// functions of erf.wgsl that gelu.wgsl uses too).
 //
 // Split-K: dispatch z also counts `splits` K ranges of `kChunk`; each writes its own partial
 // product at C + z·strideC (the caller passes a [batch·splits, M, N] buffer, alpha 1, no bias or
@@ -26,31 +27,16 @@
 // "f16") both tiles are f16 (an f32 operand is rounded to f16 on load), each 4-term dot runs in
 // f16 and only the accumulators are f32. Outputs, bias and partial products stay f32.
 {% if enable_f16 %}enable f16;
-
-{% endif %}struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  strideA: u32, // batch strides, in elements (0 for one batch)
-  strideB: u32,
-  strideC: u32,
-  alpha: f32,
-  accumulate: u32, // 1: C += …, 0: C = …
-  hasBias: u32, // 1: + bias[col]
-  kChunk: u32, // K range of one split (a multiple of BK; K itself without split-K)
-  splits: u32, // dispatch z = batch entry · splits + split
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-{% if vec_a %}@group(0) @binding(1) var<storage, read> a: array<vec4<{{ a_t }}>>;
-{% else %}@group(0) @binding(1) var<storage, read> a: array<{{ a_t }}>;
-{% endif %}{% if vec_b %}@group(0) @binding(2) var<storage, read> b: array<vec4<{{ b_t }}>>;
-{% else %}@group(0) @binding(2) var<storage, read> b: array<{{ b_t }}>;
-{% endif %}@group(0) @binding(3) var<storage, read_write> c: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-{% if gelu %}@group(0) @binding(5) var<storage, read_write> y: array<f32>; // GELU(C)
-
-{{ gelu_fns }}
+{% endif %}
+// @bindings generated from MATMUL in matmul.ts:
+//   p: Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32 (batch strides,
+//     in elements; 0 for one batch), alpha: f32, accumulate: u32 (1: C += …, 0: C = …),
+//     kChunk: u32 (K range of one split: a multiple of BK; K itself without split-K),
+//     splits: u32 (dispatch z = batch entry · splits + split) }
+//   a, b (read; array<vec4<a_t>> with vec_a, else array<a_t>; likewise b), c (read_write),
+//   bias (read; with has_bias only), y (read_write, = GELU(C); with gelu only)
+{% if gelu %}
+// #include "erf.wgsl"
 {% endif %}
 override WX: u32 = 8u; // threads along N
 override WY: u32 = 8u; // threads along M
@@ -98,8 +84,8 @@ fn store4(base: u32, row: u32, col: u32, v: vec4f) {
     if (n >= p.N) { return; }
     let idx = base + row * p.N + n;
     var r = p.alpha * v[e];
-    if (p.hasBias != 0u) { r += bias[n]; }
-    if (p.accumulate != 0u) { r += c[idx]; }
+{% if has_bias %}    r += bias[n];
+{% endif %}    if (p.accumulate != 0u) { r += c[idx]; }
     c[idx] = r;
 {% if gelu %}    y[idx] = r * normal_cdf(r);
 {% endif %}  }

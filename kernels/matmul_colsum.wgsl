@@ -1,10 +1,8 @@
 // Bias gradient: db[n] += Σ_m dy[m, n] for dy [M, N]. One thread per column sums the rows in order,
 // so the result is deterministic (same order every run); neighbouring threads read neighbouring
 // columns, so each row is read contiguously.
-struct Params { M: u32, N: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+// @bindings generated from COLSUM in matmul.ts: p: Params { M: u32, N: u32 }; dy (read),
+// db (read_write)
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {

@@ -3,10 +3,23 @@
  * (`<s>`, as the XLM-R pooler) or the mean over real tokens, forward and backward.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "pooling.wgsl";
+const DIMS = { b: "u32", t: "u32", h: "u32" } as const;
+const POOLING = kernels("pooling.wgsl", {
+  first: {
+    entries: ["first", "first_backward"],
+    uniforms: DIMS,
+    bindings: { src: "read", dst: "read_write" },
+  },
+  mean: {
+    entries: ["mean", "mean_backward"],
+    uniforms: DIMS,
+    bindings: { src: "read", dst: "read_write", mask: "read" },
+  },
+});
 
 function checkF32(op: string, name: string, t: Tensor, rank: number, what: string): void {
   if (t.dtype !== "f32") throw new TypeError(`${op}: ${name} must be f32, got ${t}`);
@@ -18,18 +31,14 @@ function checkF32(op: string, name: string, t: Tensor, rank: number, what: strin
 function run(
   gpu: Gpu,
   entry: string,
-  tensors: Tensor[],
+  tensors: { src: Tensor; dst: Tensor; mask?: Tensor },
   b: number,
   t: number,
   h: number,
   n: number,
 ) {
-  gpu.dispatch(
-    { shader: SHADER, entry },
-    tensors,
-    [u32(b), u32(t), u32(h)],
-    Gpu.grid(Math.ceil(n / 256)),
-  );
+  const k = tensors.mask ? POOLING.mean : POOLING.first;
+  gpu.run(k, { entry }, tensors, { b, t, h }, Gpu.grid(Math.ceil(n / 256)));
 }
 
 /**
@@ -48,7 +57,7 @@ export function poolFirst(gpu: Gpu, h: Tensor): Tensor {
   checkF32("poolFirst", "h", h, 3, "[B, T, H]");
   const [b, t, hidden] = h.shape;
   const out = gpu.alloc([b, hidden], "f32", "poolFirst.out");
-  run(gpu, "first", [h, out], b, t, hidden, b * hidden);
+  run(gpu, "first", { src: h, dst: out }, b, t, hidden, b * hidden);
   return out;
 }
 
@@ -71,7 +80,7 @@ export function poolFirstBackward(gpu: Gpu, dPooled: Tensor, seq: number): Tenso
   }
   const [b, hidden] = dPooled.shape;
   const dh = gpu.alloc([b, seq, hidden], "f32", "poolFirstBackward.dh");
-  run(gpu, "first_backward", [dPooled, dh], b, seq, hidden, b * seq * hidden);
+  run(gpu, "first_backward", { src: dPooled, dst: dh }, b, seq, hidden, b * seq * hidden);
   return dh;
 }
 
@@ -102,7 +111,7 @@ export function poolMean(gpu: Gpu, h: Tensor, mask: Tensor): Tensor {
   const [b, t, hidden] = h.shape;
   checkMask("poolMean", mask, b, t, h);
   const out = gpu.alloc([b, hidden], "f32", "poolMean.out");
-  run(gpu, "mean", [h, out, mask], b, t, hidden, b * hidden);
+  run(gpu, "mean", { src: h, dst: out, mask }, b, t, hidden, b * hidden);
   return out;
 }
 
@@ -126,6 +135,6 @@ export function poolMeanBackward(gpu: Gpu, dPooled: Tensor, mask: Tensor): Tenso
   const t = mask.shape[1];
   checkMask("poolMeanBackward", mask, b, t, dPooled);
   const dh = gpu.alloc([b, t, hidden], "f32", "poolMeanBackward.dh");
-  run(gpu, "mean_backward", [dPooled, dh, mask], b, t, hidden, b * hidden);
+  run(gpu, "mean_backward", { src: dPooled, dst: dh, mask }, b, t, hidden, b * hidden);
   return dh;
 }

@@ -1,11 +1,8 @@
 // Sequence pooling of h[B, T, H]: token 0 ("CLS"), or the mean over real tokens (mask[B, T] = 1),
 // forward and backward. One invocation per (sequence, column); token sums run in order.
-struct Params { b: u32, t: u32, h: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-// Mean pooling only.
-@group(0) @binding(3) var<storage, read> mask: array<f32>;
+// @bindings generated from POOLING in pooling.ts:
+//   p: Params { b: u32, t: u32, h: u32 }
+//   src (read), dst (read_write), mask (read; mean and mean_backward only)
 
 const WG: u32 = 256u;
 // Floor of the real-token count (as sentence-transformers' clamp): an empty sequence pools to 0.

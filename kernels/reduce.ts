@@ -4,10 +4,24 @@
  * is bit-identical whatever the workgroup size, run to run.
  * @module
  */
-import { f32, Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "reduce.wgsl";
+const REDUCE = kernels("reduce.wgsl", {
+  level: {
+    entries: ["level"],
+    uniforms: { n: "u32", n_out: "u32", square: "u32" },
+    params: "lp",
+    bindings: { x: "read", out: "read_write" },
+  },
+  tree: {
+    entries: ["tree"],
+    uniforms: { n: "u32", square: "u32", divisor: "f32" },
+    params: "tp",
+    bindings: { x: "read", out: "read_write" },
+  },
+});
 /** Must match CHUNK, LANES and TREE in the shader. */
 const CHUNK = 64, LANES = 256, TREE = 1024;
 
@@ -41,10 +55,11 @@ function reduce(
   while (n > TREE) {
     const nOut = Math.ceil(n / (CHUNK * LANES)) * LANES;
     const dst = gpu.alloc([nOut], "f32", `${op}.partials`);
-    gpu.dispatch(
-      { shader: SHADER, entry: "level", constants: { WG: wg } },
-      [src, dst],
-      [u32(n), u32(nOut), u32(sq ? 1 : 0)],
+    gpu.run(
+      REDUCE.level,
+      { constants: { WG: wg } },
+      { x: src, out: dst },
+      { n, n_out: nOut, square: sq ? 1 : 0 },
       Gpu.grid(Math.ceil(nOut / wg)),
     );
     temps.push(dst);
@@ -53,10 +68,11 @@ function reduce(
     sq = false;
   }
   const out = gpu.alloc([1], "f32", `${op}.out`);
-  gpu.dispatch(
-    { shader: SHADER, entry: "tree", constants: { WG: wg } },
-    [src, out],
-    [u32(n), u32(sq ? 1 : 0), f32(divide ? total : 1)],
+  gpu.run(
+    REDUCE.tree,
+    { constants: { WG: wg } },
+    { x: src, out },
+    { n, square: sq ? 1 : 0, divisor: divide ? total : 1 },
     [1],
   );
   // Dispatches run in recording order, so the partials can go back to the pool now.

@@ -8,10 +8,9 @@ const TREE: u32 = 1024u;
 
 override WG: u32 = 256u;
 
-struct LevelParams { n: u32, n_out: u32, square: u32 }
-@group(0) @binding(0) var<uniform> lp: LevelParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+// @bindings generated from REDUCE in reduce.ts:
+//   level: lp: Params_lp { n: u32, n_out: u32, square: u32 }; x (read) → out (read_write)
+//   tree: tp: Params_tp { n: u32, square: u32, divisor: f32 }; x (read) → out (read_write)
 
 fn term(v: f32, square: u32) -> f32 {
   if (square != 0u) { return v * v; }
@@ -32,8 +31,6 @@ fn level(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   out[g] = acc;
 }
 
-struct TreeParams { n: u32, square: u32, divisor: f32 }
-@group(0) @binding(0) var<uniform> tp: TreeParams;
 var<workgroup> buf: array<f32, TREE>;
 
 // out[0] = (Σ term(x[i]), i < n ≤ TREE) / divisor; slot pairs are fixed, invocations only share

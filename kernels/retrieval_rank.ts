@@ -14,10 +14,50 @@
  * @module
  */
 import { isCpuAdapter } from "./matmul.ts";
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels, type TemplateVars } from "./spec.ts";
 import { Tensor } from "./tensor.ts";
 
-const SHADER = "retrieval_rank.wgsl";
+const PRM = {
+  nq: "u32",
+  nb: "u32",
+  h: "u32",
+  ld: "u32",
+  block_start: "u32",
+  q0: "u32",
+  first: "u32",
+  n: "u32",
+} as const;
+const VEC_Q = { access: "read", type: (t: TemplateVars) => t.vec_q ? "vec4f" : "f32" } as const;
+const SCORES = { access: "read", type: (t: TemplateVars) => t.vec_s ? "vec4f" : "f32" } as const;
+const U32R = { access: "read", type: "u32" } as const;
+const RANK_T = { vec_q: false, vec_s: false, K: 1, WG: 16, TM: 4, TN: 4 };
+const RANK = kernels("retrieval_rank.wgsl", {
+  score: {
+    entries: ["score"],
+    uniforms: PRM,
+    variants: [{ ...RANK_T, vec_q: true }, RANK_T],
+    bindings: { queries: VEC_Q, block: VEC_Q, out_scores: "read_write" },
+  },
+  gather: {
+    entries: ["gather"],
+    uniforms: PRM,
+    variants: [{ ...RANK_T, vec_s: true }, RANK_T],
+    bindings: { scores: SCORES, pairs: U32R, own: "read_write" },
+  },
+  count: {
+    entries: ["count"],
+    uniforms: PRM,
+    variants: [{ ...RANK_T, vec_s: true, grouped: true }, { ...RANK_T, K: 2, grouped: false }],
+    bindings: {
+      scores: SCORES,
+      pairs: U32R,
+      own: "read_write",
+      groups: { ...U32R, optional: true },
+      counts: { access: "read_write", type: "u32" },
+    },
+  },
+});
 /** Smallest side of a score workgroup's tile (8 threads × 4 scores); bounds the grid. */
 const TILE = 32;
 const MAX_GROUPS = 65535;
@@ -64,14 +104,11 @@ function recordScores(gpu: Gpu, queries: Tensor, block: Tensor, out: Tensor, ld:
   // per load; 16×16 ran 1.8× faster than 8×8 on 3570×3652×64, see eval/RANKING_NOTES.md); tiny
   // blocks take 4×4, which compiles in a fraction of the time. Every shape gives the same bits.
   const b = nq * nb < 128 * 128 ? 4 : 16;
-  gpu.dispatch(
-    {
-      shader: SHADER,
-      entry: "score",
-      template: { vec_q: vec, vec_s: false, K: 1, WG: 64, TM: b, TN: b },
-    },
-    [queries, block, out],
-    [u32(nq), u32(nb), u32(h), u32(ld), u32(0), u32(0), u32(0), u32(0), u32(0)],
+  gpu.run(
+    RANK.score,
+    { template: { vec_q: vec, vec_s: false, K: 1, WG: 64, TM: b, TN: b } },
+    { queries, block, out_scores: out },
+    { nq, nb, h, ld, block_start: 0, q0: 0, first: 0, n: 0 },
     [Math.ceil(nb / (8 * b)), Math.ceil(nq / (8 * b))],
   );
 }
@@ -142,31 +179,31 @@ function recordCount(gpu: Gpu, mode: "gather" | "count", a: CountArgs): void {
   if (a.n === 0) return;
   const vec = a.ld % 4 === 0 && a.scores.offset % 16 === 0;
   const template = { vec_q: false, vec_s: vec, K: a.slots, WG: countWg(gpu), TM: 1, TN: 1 };
-  const params = [
-    u32(0),
-    u32(a.nb),
-    u32(0),
-    u32(a.ld),
-    u32(a.blockStart),
-    u32(a.q0),
-    u32(a.first),
-    u32(a.n),
-    u32(a.groups ? 0 : 1),
-  ];
+  const params = {
+    nq: 0,
+    nb: a.nb,
+    h: 0,
+    ld: a.ld,
+    block_start: a.blockStart,
+    q0: a.q0,
+    first: a.first,
+    n: a.n,
+  };
+  const { scores, pairs, own } = a;
   if (mode === "gather") {
-    gpu.dispatch(
-      { shader: SHADER, entry: "gather", template },
-      [a.scores, a.pairs, a.own],
+    gpu.run(
+      RANK.gather,
+      { template },
+      { scores, pairs, own },
       params,
-      [
-        ...Gpu.grid(Math.ceil(a.n / 64)),
-      ],
+      Gpu.grid(Math.ceil(a.n / 64)),
     );
   } else {
-    gpu.dispatch(
-      { shader: SHADER, entry: "count", template },
-      // Without groups, binding 4 reads the pairs again (never touched: per_pair is 1).
-      [a.scores, a.pairs, a.own, a.groups ?? a.pairs, a.counts],
+    // Without groups every pair is its own group (the `grouped` variant reads the groups).
+    gpu.run(
+      RANK.count,
+      { template: { ...template, grouped: a.groups !== null } },
+      { scores, pairs, own, groups: a.groups, counts: a.counts },
       params,
       Gpu.grid(a.n),
     );

@@ -17,26 +17,19 @@
 // TM×TN (scores per score thread).
 // Lavapipe pays ~20 ns per lane for every storage or workgroup load whatever its width, and
 // spills dynamically indexed arrays, so the register blocks are unrolled here.
-struct Params {
-  nq: u32,          // queries in this chunk
-  nb: u32,          // candidates in this block
-  h: u32,           // embedding width
-  ld: u32,          // row stride of the score matrix (≥ nb)
-  block_start: u32, // global index of the block's first candidate
-  q0: u32,          // global index of the chunk's first query
-  first: u32,       // gather: first pair; count: first group
-  n: u32,           // gather: pairs; count: groups
-  per_pair: u32,    // count: 1 = every pair is its own group (no groups binding)
-}
-@group(0) @binding(0) var<uniform> p: Params;
+// @bindings generated from RANK in retrieval_rank.ts: every entry point has
+//   p: Params { nq: u32 (queries in this chunk), nb: u32 (candidates in this block),
+//     h: u32 (embedding width), ld: u32 (row stride of the score matrix, ≥ nb),
+//     block_start: u32 (global index of the block's first candidate),
+//     q0: u32 (global index of the chunk's first query), first: u32 (gather: first pair; count:
+//     first group), n: u32 (gather: pairs; count: groups) }
+//   score: queries, block (read; vec4f with vec_q, else f32) → out_scores (read_write)
+//   gather: scores (read; vec4f with vec_s, else f32), pairs (read, u32) → own (read_write)
+//   count: scores, pairs (read), own (read_write, read here), groups (read, u32; with the
+//     `grouped` template flag only, else every pair is its own group) → counts (read_write, u32)
 
 // ---- score: 8×8 workgroup, each thread a TM×TN block of scores, operands read straight from
 // storage (no workgroup staging: on lavapipe a staged load costs as much as a storage load).
-{% if vec_q %}@group(0) @binding(1) var<storage, read> queries: array<vec4f>;
-@group(0) @binding(2) var<storage, read> block: array<vec4f>;
-{% else %}@group(0) @binding(1) var<storage, read> queries: array<f32>;
-@group(0) @binding(2) var<storage, read> block: array<f32>;
-{% endif %}@group(0) @binding(3) var<storage, read_write> out_scores: array<f32>;
 
 // Four consecutive k of row `row` (zero past h, which leaves a sum unchanged).
 fn load_q(row: u32, k: u32) -> vec4f {
@@ -76,14 +69,8 @@ fn score(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: v
 {% endfor %}}
 
 // ---- gather and count
-{% if vec_s %}@group(0) @binding(1) var<storage, read> scores: array<vec4f>;
-{% else %}@group(0) @binding(1) var<storage, read> scores: array<f32>;
-{% endif %}// Per pair: query (global), candidate (global), range start, range end (global).
-@group(0) @binding(2) var<storage, read> pairs: array<u32>;
-@group(0) @binding(3) var<storage, read_write> own: array<f32>;
-// Per group: first pair, number of pairs (1..K), all of one query.
-@group(0) @binding(4) var<storage, read> groups: array<u32>;
-@group(0) @binding(5) var<storage, read_write> counts: array<u32>;
+// pairs: per pair query (global), candidate (global), range start, range end (global).
+// groups: per group first pair, number of pairs (1..K), all of one query.
 
 fn score_at(i: u32) -> f32 {
 {% if vec_s %}  return scores[i / 4u][i % 4u];
@@ -113,11 +100,9 @@ fn count(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
   if (gi >= p.first + p.n) { return; }
   var p0 = gi;
   var np = 1u;
-  if (p.per_pair == 0u) {
-    p0 = groups[2u * gi];
-    np = groups[2u * gi + 1u];
-  }
-  let q = pairs[4u * p0] - p.q0;
+{% if grouped %}  p0 = groups[2u * gi];
+  np = groups[2u * gi + 1u];
+{% endif %}  let q = pairs[4u * p0] - p.q0;
   // Unused slots repeat the last pair; their counts are never written.
 {% for r in range(K) %}  let i{{ r }} = p0 + min({{ r }}u, np - 1u);
   let s{{ r }} = own[i{{ r }}];

@@ -12,6 +12,8 @@ import { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 import { loadShader } from "./shader.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
+import { acceptedDtypes, type Kernel, kernel, type TemplateVars } from "./spec.ts";
+import { type MatmulSwitches, matmulSwitches } from "./options.ts";
 
 /** Options of {@linkcode Gpu.create}. */
 export interface GpuOptions {
@@ -19,6 +21,14 @@ export interface GpuOptions {
   poison?: boolean;
   /** Power preference passed to `requestAdapter`. */
   powerPreference?: GPUPowerPreference;
+  /** Matmul tiles, split-K and f16 arithmetic for this device only (tests and benchmarks). */
+  matmul?: Partial<MatmulSwitches>;
+}
+
+/** {@linkcode GpuOptions} as a Gpu holds them: the kernel switches filled in. */
+export interface GpuSettings extends GpuOptions {
+  /** Matmul switches; change them between products (`gpu.options.matmul.splits = 3`). */
+  matmul: MatmulSwitches;
 }
 
 /** What a kernel dispatch needs to find (or build) its pipeline. */
@@ -30,7 +40,19 @@ export interface KernelSpec {
   /** `override` constants (workgroup size, tile sizes, flags). */
   constants?: Record<string, number>;
   /** Jinja template variables, only where a type must change (f32/f16). */
-  template?: Record<string, string | number | boolean>;
+  template?: TemplateVars;
+  /** The declaration whose bindings the loader generates (set by {@linkcode Gpu.run}). */
+  kernel?: Kernel;
+}
+
+/** How {@linkcode Gpu.run} specialises a kernel: entry point, overrides, template variables. */
+export interface RunOptions {
+  /** Entry point; may be left out when the program has one. */
+  entry?: string;
+  /** `override` constants (workgroup size, tile sizes, flags). */
+  constants?: Record<string, number>;
+  /** Jinja template variables, only where code must change. */
+  template?: TemplateVars;
 }
 
 /** Everything below is a uniform parameter; a kernel's `Params` struct must match the order. */
@@ -41,6 +63,12 @@ export const u32 = (v: number): ParamValue => ({ u32: v });
 export const f32 = (v: number): ParamValue => ({ f32: v });
 /** A signed integer uniform parameter. */
 export const i32 = (v: number): ParamValue => ({ i32: v });
+
+const FILL = kernel({
+  shader: "fill.wgsl",
+  uniforms: { count: "u32", value: "u32" },
+  bindings: { out: { access: "read_write", type: "u32", dtype: ["f32", "u32", "i32", "f16"] } },
+});
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_RING_BYTES = 256 * 1024;
@@ -89,11 +117,15 @@ export class Gpu {
   private collectedAt = 0;
   private errors: string[] = [];
 
+  /** The options this Gpu was created with; `options.matmul` may be changed between products. */
+  readonly options: GpuSettings;
+
   private constructor(
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
-    readonly options: GpuOptions,
+    options: GpuOptions,
   ) {
+    this.options = { ...options, matmul: matmulSwitches(options.matmul) };
     this.uniformRing = device.createBuffer({
       label: "uniform-ring",
       size: UNIFORM_RING_BYTES,
@@ -111,6 +143,7 @@ export class Gpu {
 
   /** Requests an adapter and a device with the adapter's full limits and useful features. */
   static async create(options: GpuOptions = {}): Promise<Gpu> {
+    matmulSwitches(options.matmul); // bad switches throw before a device is requested
     if (!("gpu" in navigator) || !navigator.gpu) throw new Error(NO_ADAPTER_HELP);
     const adapter = await navigator.gpu.requestAdapter({
       powerPreference: options.powerPreference ?? "high-performance",
@@ -221,20 +254,15 @@ export class Gpu {
 
   /** Fills `t` with one value (f32 bit pattern for f32 tensors, raw u32 otherwise). */
   fill(t: Tensor, value: number): void {
-    this.dispatch(
-      { shader: "fill.wgsl" },
-      [t],
-      [u32(Math.ceil(t.byteLength / 4)), t.dtype === "f32" ? f32(value) : u32(value)],
-      Gpu.grid(Math.ceil(t.byteLength / 4 / 256)),
-    );
+    const bits = t.dtype === "f32" ? new Uint32Array(new Float32Array([value]).buffer)[0] : value;
+    const count = Math.ceil(t.byteLength / 4);
+    this.run(FILL, {}, { out: t }, { count, value: bits }, Gpu.grid(Math.ceil(count / 256)));
   }
 
   /** Fills `t` with quiet NaNs so that a kernel that forgets to write shows up in tests. */
   poison(t: Tensor): void {
-    this.dispatch({ shader: "fill.wgsl" }, [t], [
-      u32(Math.ceil(t.byteLength / 4)),
-      u32(0x7fc00000),
-    ], Gpu.grid(Math.ceil(t.byteLength / 4 / 256)));
+    const count = Math.ceil(t.byteLength / 4);
+    this.run(FILL, {}, { out: t }, { count, value: 0x7fc00000 }, Gpu.grid(Math.ceil(count / 256)));
   }
 
   /** Returns a tensor's buffer to the pool. The tensor must not be used afterwards. */
@@ -319,7 +347,7 @@ export class Gpu {
     const key = JSON.stringify([spec.shader, spec.entry ?? "main", spec.constants, spec.template]);
     let p = this.pipelines.get(key);
     if (!p) {
-      const code = loadShader(spec.shader, spec.template);
+      const code = loadShader(spec.shader, spec.template, spec.kernel?.file);
       const module = this.device.createShaderModule({ label: spec.shader, code });
       p = this.device.createComputePipeline({
         label: `${spec.shader}:${spec.entry ?? "main"}`,
@@ -332,12 +360,90 @@ export class Gpu {
   }
 
   /**
-   * Records one dispatch into the current compute pass. Binding 0 is the uniform `params` (when
-   * given); tensors follow at bindings 1, 2, ….
+   * Records one dispatch of a declared kernel: tensors and uniforms by the names of its
+   * declaration (spec.ts). A missing, extra or misspelled name, a tensor of a dtype the binding
+   * does not take, or an entry point the program does not have throws, naming the kernel and the
+   * binding.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./runtime.ts";
+   * import { kernel } from "./spec.ts";
+   * const ADD = kernel({
+   *   shader: "elementwise.wgsl",
+   *   entries: ["add"],
+   *   uniforms: { count: "u32" },
+   *   bindings: { a: "read", b: "read", out: "read_write" },
+   * });
+   * const gpu = await Gpu.create();
+   * const a = gpu.fromArray(new Float32Array([1, 2]), [2]);
+   * const out = gpu.alloc([2]);
+   * gpu.run(ADD, {}, { a, b: a, out }, { count: 2 }, [1]);
+   * console.log(await gpu.read(out)); // Float32Array [2, 4]
+   * ```
+   */
+  run<U extends string, B extends string>(
+    k: Kernel<U, B>,
+    opts: RunOptions,
+    tensors: { [name in B]?: Tensor | null },
+    uniforms: { [name in U]: number },
+    workgroups: [number, number?, number?],
+  ): void {
+    const entry = opts.entry ?? (k.entries.length === 1 ? k.entries[0] : undefined);
+    if (entry === undefined || !k.entries.includes(entry)) {
+      throw new TypeError(
+        `${k.name}: ${entry === undefined ? "no entry point given" : `no entry point "${entry}"`}` +
+          ` (it has ${k.entries.join(", ")})`,
+      );
+    }
+    const names = Object.keys(k.bindings) as B[];
+    for (const n of Object.keys(tensors)) {
+      if (!Object.hasOwn(k.bindings, n)) {
+        throw new TypeError(`${k.name}: no binding "${n}" (it binds ${names.join(", ")})`);
+      }
+    }
+    const bound: (Tensor | null)[] = names.map((n) => {
+      const t = tensors[n] ?? null;
+      const b = k.bindings[n];
+      if (!t) {
+        if (b.optional) return null;
+        throw new TypeError(`${k.name}: binding "${n}" is missing`);
+      }
+      if (!(t instanceof Tensor)) throw new TypeError(`${k.name}: binding "${n}" is not a Tensor`);
+      const ok = acceptedDtypes(b, opts.template);
+      if (!ok.includes(t.dtype)) {
+        throw new TypeError(`${k.name}: binding "${n}" takes ${ok.join(" or ")}, got ${t}`);
+      }
+      return t;
+    });
+    const want = Object.keys(k.uniforms) as U[];
+    for (const n of Object.keys(uniforms)) {
+      if (!Object.hasOwn(k.uniforms, n)) {
+        throw new TypeError(`${k.name}: no uniform "${n}" (it has ${want.join(", ") || "none"})`);
+      }
+    }
+    const params: ParamValue[] = want.map((n) => {
+      const v = uniforms[n];
+      if (typeof v !== "number") throw new TypeError(`${k.name}: uniform "${n}" is missing`);
+      const t = k.uniforms[n];
+      return t === "u32" ? u32(v) : t === "i32" ? i32(v) : f32(v);
+    });
+    this.dispatch(
+      { shader: k.shader, entry, constants: opts.constants, template: opts.template, kernel: k },
+      bound,
+      params,
+      workgroups,
+    );
+  }
+
+  /**
+   * Records one dispatch into the current compute pass, positionally (the layer under
+   * {@linkcode Gpu.run}): binding 0 is the uniform `params` (when given); tensors follow at
+   * bindings 1, 2, … (a null leaves that binding out).
    */
   dispatch(
     spec: KernelSpec,
-    tensors: Tensor[],
+    tensors: (Tensor | null)[],
     params: ParamValue[] | null,
     workgroups: [number, number?, number?],
   ): void {
@@ -354,6 +460,7 @@ export class Gpu {
       entries.push({ binding: 0, resource: this.uniform(params) });
     }
     tensors.forEach((t, i) => {
+      if (!t) return;
       const size = Math.ceil(t.byteLength / 4) * 4;
       if (size > maxBinding) {
         throw new RangeError(

@@ -2,10 +2,25 @@
  * Row softmax over the last dimension with an optional additive mask, and its backward.
  * @module
  */
-import { Gpu, u32 } from "./runtime.ts";
+import { Gpu } from "./runtime.ts";
+import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-const SHADER = "softmax.wgsl";
+const forward = { rows: "u32", cols: "u32", rows_per_mask: "u32" } as const;
+const SOFTMAX = kernels("softmax.wgsl", {
+  forward: { entries: ["forward"], uniforms: forward, bindings: { x: "read", y: "read_write" } },
+  forwardMasked: {
+    entries: ["forward_masked"],
+    uniforms: forward,
+    bindings: { x: "read", y: "read_write", mask: "read" },
+  },
+  backward: {
+    entries: ["backward"],
+    uniforms: { rows: "u32", cols: "u32" },
+    params: "bp",
+    bindings: { b_dy: "read", b_y: "read", b_dx: "read_write" },
+  },
+});
 
 /** Workgroup size for rows of `cols` values (a power of two). */
 function workgroupFor(cols: number): number {
@@ -57,12 +72,10 @@ export function softmax(gpu: Gpu, x: Tensor, mask?: Tensor, rowsPerMask?: number
   }
   const y = gpu.alloc(x.shape, "f32", "softmax.y");
   const wg = workgroupFor(cols);
-  gpu.dispatch(
-    { shader: SHADER, entry: mask ? "forward_masked" : "forward", constants: { WG: wg } },
-    mask ? [x, y, mask] : [x, y],
-    [u32(rows), u32(cols), u32(perMask)],
-    Gpu.grid(rows),
-  );
+  const uniforms = { rows, cols, rows_per_mask: perMask };
+  const opts = { constants: { WG: wg } };
+  if (mask) gpu.run(SOFTMAX.forwardMasked, opts, { x, y, mask }, uniforms, Gpu.grid(rows));
+  else gpu.run(SOFTMAX.forward, opts, { x, y }, uniforms, Gpu.grid(rows));
   return y;
 }
 
@@ -86,10 +99,11 @@ export function softmaxBackward(gpu: Gpu, dy: Tensor, y: Tensor): Tensor {
     throw new RangeError(`softmaxBackward: dy ${dy} must match y ${y}`);
   }
   const dx = gpu.alloc(y.shape, "f32", "softmaxBackward.dx");
-  gpu.dispatch(
-    { shader: SHADER, entry: "backward", constants: { WG: workgroupFor(cols) } },
-    [dy, y, dx],
-    [u32(rows), u32(cols)],
+  gpu.run(
+    SOFTMAX.backward,
+    { constants: { WG: workgroupFor(cols) } },
+    { b_dy: dy, b_y: y, b_dx: dx },
+    { rows, cols },
     Gpu.grid(rows),
   );
   return dx;

@@ -1,39 +1,13 @@
 // Row softmax with an optional additive mask (one mask row shared by `rows_per_mask` consecutive
 // rows), and its backward. One workgroup per row; max, sum and output in three passes.
-struct Params { rows: u32, cols: u32, rows_per_mask: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-// forward_masked only.
-@group(0) @binding(3) var<storage, read> mask: array<f32>;
+// @bindings generated from SOFTMAX in softmax.ts:
+//   p: Params { rows: u32, cols: u32, rows_per_mask: u32 }; x (read), y (read_write),
+//   mask (read; forward_masked only)
+//   backward: bp: Params_bp { rows: u32, cols: u32 }; b_dy, b_y (read), b_dx (read_write)
 
 // Power of two.
 override WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_max(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+// #include "workgroup_reduce.wgsl"
 
 // Passes 2 and 3 over the logits pass 1 stored in y (each invocation reads only its own).
 fn finish(base: u32, lid: u32, local_max: f32) {
@@ -86,11 +60,6 @@ fn forward_masked(
 }
 
 // dx = y·(dy − Σ dy·y).
-struct BackParams { rows: u32, cols: u32 }
-@group(0) @binding(0) var<uniform> bp: BackParams;
-@group(0) @binding(1) var<storage, read> b_dy: array<f32>;
-@group(0) @binding(2) var<storage, read> b_y: array<f32>;
-@group(0) @binding(3) var<storage, read_write> b_dx: array<f32>;
 
 @compute @workgroup_size(WG)
 fn backward(

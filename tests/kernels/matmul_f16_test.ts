@@ -1,13 +1,6 @@
 import { equal, ok, throws } from "node:assert/strict";
 import { castF32ToF16 } from "../../kernels/cast.ts";
-import {
-  forceMatmulF16Math,
-  forceMatmulSplitK,
-  linear,
-  linearBackward,
-  linearGelu,
-  matmul,
-} from "../../kernels/matmul.ts";
+import { linear, linearBackward, linearGelu, matmul } from "../../kernels/matmul.ts";
 import { linearRef, matmulRef } from "../../kernels/matmul_reference.ts";
 import { geluRef } from "../../kernels/reference.ts";
 import type { Gpu } from "../../kernels/runtime.ts";
@@ -39,7 +32,7 @@ gpuTest("linear with f16 weights matches float64 of the stored f16 weights", asy
     const x = randn(m * k, r), w = randn(n * k, r, 0.05), bias = randn(n, r);
     const tx = gpu.fromArray(x, [...lead, k]), tb = gpu.fromArray(bias, [n]);
     const [tw16, w16] = await f16Of(gpu, w, [n, k]);
-    forceMatmulSplitK(splits);
+    gpu.options.matmul.splits = splits;
     try {
       const y = linear(gpu, tx, tw16, tb);
       equal(y.dtype, "f32");
@@ -54,7 +47,7 @@ gpuTest("linear with f16 weights matches float64 of the stored f16 weights", asy
       if (Deno.env.get("TEST_VERBOSE")) console.log(`${what}: rel. error vs f32 W ${e}`);
       gpu.release(y);
     } finally {
-      forceMatmulSplitK(null);
+      gpu.options.matmul.splits = null;
     }
     gpu.release(tx, tb, tw16);
   }
@@ -100,14 +93,14 @@ gpuTest("the f16-arithmetic variant stays within f16 rounding of float64", async
   const tx = gpu.fromArray(x, [m, k]), tb = gpu.fromArray(bias, [n]);
   const [tw16, w16] = await f16Of(gpu, randn(n * k, r, 0.05), [n, k]);
   const want = linearRef(x, w16, bias, m, n, k);
-  forceMatmulF16Math(true);
+  gpu.options.matmul.f16Math = true;
   let e: number;
   try {
     const y = linear(gpu, tx, tw16, tb);
     e = relErr(await gpu.read(y), want);
     gpu.release(y);
   } finally {
-    forceMatmulF16Math(false);
+    gpu.options.matmul.f16Math = false;
   }
   // X rounds to f16 and each 4-term dot runs in f16: ~1e-3, far above the f32 path's ~1e-7, which
   // also shows that the variant really ran.

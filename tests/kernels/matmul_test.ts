@@ -1,7 +1,5 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
-  forceMatmulSplitK,
-  forceMatmulTiles,
   isCpuAdapter,
   linear,
   linearBackward,
@@ -64,12 +62,12 @@ gpuTest("matmul is right with every tile configuration across several tiles", as
     // One product per configuration (each is a pipeline to compile), transposes rotating.
     let i = 0;
     for (const [name, tiles] of Object.entries(MATMUL_TILE_CONFIGS)) {
-      forceMatmulTiles(tiles);
+      gpu.options.matmul.tiles = tiles;
       const [ta, tb] = COMBOS[i++ % COMBOS.length];
       await checkProduct(gpu, r, 2, 131, 70, 45, ta, tb, `tiles ${name}`);
     }
   } finally {
-    forceMatmulTiles(null);
+    gpu.options.matmul.tiles = null;
   }
 });
 
@@ -256,8 +254,8 @@ gpuTest("split-K matmul matches float64 with and without accumulate at awkward K
         [2, 1, 8, 12, 40, true, true],
       ] as const
     ) {
-      forceMatmulSplitK(splits);
-      equal(matmulPlan(m, n, k, batch, true).splits, splits);
+      gpu.options.matmul.splits = splits;
+      equal(matmulPlan(m, n, k, batch, true, gpu.options.matmul).splits, splits);
       const lead = batch > 1 ? [batch] : [];
       const a = randn(batch * m * k, r), b = randn(batch * k * n, r), c0 = randn(batch * m * n, r);
       const alpha = 0.75;
@@ -276,7 +274,7 @@ gpuTest("split-K matmul matches float64 with and without accumulate at awkward K
       gpu.release(ta, tb, tc, fresh);
     }
   } finally {
-    forceMatmulSplitK(null);
+    gpu.options.matmul.splits = null;
   }
 });
 
@@ -317,7 +315,7 @@ gpuTest(
           300,
         ]] as const
       ) {
-        forceMatmulSplitK(splits);
+        gpu.options.matmul.splits = splits;
         const m = lead.reduce((a, b) => a * b, 1);
         const x = randn(m * k, r, 0.3), w = randn(n * k, r, 0.3), bias = randn(n, r);
         const tx = gpu.fromArray(x, [...lead, k]), tw = gpu.fromArray(w, [n, k]);
@@ -335,7 +333,7 @@ gpuTest(
         gpu.release(tx, tw, tb, pre, y, y2);
       }
     } finally {
-      forceMatmulSplitK(null);
+      gpu.options.matmul.splits = null;
     }
   },
 );
@@ -359,7 +357,7 @@ gpuTest("linearGelu's saved pre drives the FFN backward like float64", async (gp
   gpu.release(tx, tw, tb, tdy, tdw, tdb, pre, y, dPre, dx);
 });
 
-gpuTest("linearGelu and forceMatmulSplitK reject bad input before dispatching", async (gpu) => {
+gpuTest("linearGelu and bad matmul switches reject bad input before dispatching", async (gpu) => {
   const x = gpu.alloc([6, 8]), w = gpu.alloc([5, 8]), w9 = gpu.alloc([5, 9]);
   const b4 = gpu.alloc([4]), u = gpu.alloc([6, 8], "u32"), w3 = gpu.alloc([1, 5, 8]);
   await gpu.sync();
@@ -377,8 +375,15 @@ gpuTest("linearGelu and forceMatmulSplitK reject bad input before dispatching", 
     (e) => e instanceof TypeError && /linearGelu/.test(e.message),
   );
   throws(() => linearGelu(gpu, x, w3, null), TypeError);
-  throws(() => forceMatmulSplitK(0), RangeError);
-  throws(() => forceMatmulSplitK(2.5), RangeError);
+  throws(() => matmulPlan(8, 8, 64, 1, true, { splits: 0 }), RangeError);
+  throws(() => matmulPlan(8, 8, 64, 1, true, { splits: 2.5 }), RangeError);
   equal(gpu.dispatchCount - before, 0, "no dispatch was recorded");
+  // A bad switch on the Gpu is caught when a product is planned.
+  gpu.options.matmul.splits = 0;
+  try {
+    throws(() => matmul(gpu, x, w, { transB: true }), /matmul\.splits/);
+  } finally {
+    gpu.options.matmul.splits = null;
+  }
   gpu.release(x, w, w9, b4, u, w3);
 });
