@@ -278,6 +278,9 @@ export async function train(
   const metricsPath = join(o.out, "metrics.jsonl");
   const batchesPath = join(o.out, "batches.jsonl");
   let startStep = 0;
+  // Where checkpoints and the final model take their tokenizer files from. A resumed run copies
+  // them from its checkpoint into --out first: rotation may delete that checkpoint during the run.
+  let tokenizerSource = o.tokenizer ?? o.model;
   if (resumeDir && resumeState) {
     const state = resumeState;
     const requested = await loadConfig(o.model);
@@ -288,6 +291,10 @@ export async function train(
       );
     }
     sampler = BatchSampler.restore(data, samplerOpts, state.sampler);
+    if (!o.tokenizer) {
+      await copyTokenizerFiles(resumeDir, o.out);
+      tokenizerSource = o.out;
+    }
     const opt = await SafetensorsFile.open(join(resumeDir, "optimizer.safetensors"));
     const moments = new Map<string, Float32Array>();
     for (const name of opt.tensors.keys()) {
@@ -399,7 +406,7 @@ export async function train(
         options: runOptions,
         modelFingerprint: fingerprint(config),
       },
-      o.tokenizer ?? modelDir,
+      tokenizerSource,
       o.saveTotalLimit ?? 1,
     );
 
@@ -490,7 +497,7 @@ export async function train(
   );
   await encoder.params.save(join(o.out, "model.safetensors"));
   await writeJsonAtomic(join(o.out, "config.json"), configToJson(config));
-  await copyTokenizerFiles(o.tokenizer ?? modelDir, o.out);
+  await copyTokenizerFiles(tokenizerSource, o.out);
   await checkpoint(totalSteps);
   if (o.eval) await runEval(totalSteps);
   const result: TrainResult = {
@@ -738,8 +745,9 @@ async function deviceLost(gpu: Gpu, e: unknown): Promise<boolean> {
  * {@linkcode train} that survives a lost GPU device (driver reset, sleep, an unplugged external
  * GPU): it waits, requests a new adapter and device, reloads the newest checkpoint in `opts.out`
  * (or starts over when none was written yet) and continues. Resuming replays exactly, so on the
- * same adapter the run ends byte-identical to an uninterrupted one. Returns the result and the
- * GPU the run ended on.
+ * same adapter the run ends byte-identical to an uninterrupted one. Started again on a run folder
+ * that holds a checkpoint (a preempted job restarted by its scheduler), it continues from there.
+ * Returns the result and the GPU the run ended on.
  */
 export async function trainWithAutoResume(
   gpu: Gpu,
@@ -750,7 +758,11 @@ export async function trainWithAutoResume(
   const retries = auto.retries ?? 3;
   const waitMs = auto.waitMs ?? 2000;
   let current = gpu;
-  let runOpts = opts;
+  // A restarted job (e.g. after a scheduler's preemption) continues from the newest checkpoint.
+  let runOpts = opts.resume !== undefined ? opts : {
+    ...opts,
+    resume: await findCheckpoint(opts.out).then(() => opts.out, () => undefined),
+  };
   for (let recoveries = 0;; recoveries++) {
     try {
       return { ...(await train(current, runOpts, onSteps)), gpu: current, recoveries };
@@ -761,8 +773,22 @@ export async function trainWithAutoResume(
         `GPU device lost (${(e as Error).message}); waiting ${waitMs} ms, then a new device and ` +
           `${resume ? `the newest checkpoint in ${resume}` : "a fresh start (no checkpoint yet)"}`,
       );
-      await new Promise((r) => setTimeout(r, waitMs));
-      current = await auto.createGpu();
+      // The adapter may take a while to come back (driver reset, wake-up): retry the request.
+      for (let attempt = 1;; attempt++) {
+        await new Promise((r) => setTimeout(r, waitMs));
+        try {
+          current = await auto.createGpu();
+          break;
+        } catch (err) {
+          if (attempt >= retries) {
+            throw new Error(
+              `GPU device lost and no new device after ${attempt} requests: ` +
+                `${(err as Error).message}. Continue later with --resume ${opts.out}`,
+            );
+          }
+          console.error(`no GPU device yet (${(err as Error).message}); retrying`);
+        }
+      }
       runOpts = { ...opts, resume };
     }
   }

@@ -234,10 +234,16 @@ gpuTest(
     await train(gpu, { ...common(model), out: join(root, "ref") });
     const first = await Gpu.create();
     let destroyed = false;
+    let requests = 0;
     const r = await trainWithAutoResume(
       first,
       { ...common(model), out: join(root, "run") },
-      { createGpu: () => Gpu.create(), waitMs: 10 },
+      {
+        // The adapter is not back at the first request (driver reset): the request is retried.
+        createGpu: () =>
+          requests++ === 0 ? Promise.reject(new Error("no adapter yet")) : Gpu.create(),
+        waitMs: 10,
+      },
       (s) => {
         if (!destroyed && s.some((x) => x.step === 6)) {
           destroyed = true;
@@ -247,9 +253,24 @@ gpuTest(
     );
     ok(destroyed);
     equal(r.recoveries, 1);
+    equal(requests, 2, "one failed device request, then a new device");
     ok(r.gpu !== first, "a new device");
     await assertSameRun(join(root, "run"), join(root, "ref"));
     r.gpu.destroy();
+
+    // A job restarted by its scheduler (same command, no --resume) continues from its checkpoint.
+    const crashed = join(root, "crashed");
+    await rejects(
+      train(gpu, { ...common(model), out: crashed }, (s) => {
+        if (s.some((x) => x.step === 6)) throw new Error("preempted");
+      }),
+      /preempted/,
+    );
+    const again = await trainWithAutoResume(gpu, { ...common(model), out: crashed }, {
+      createGpu: () => Gpu.create(),
+    });
+    equal(again.stats[0].step, 5, "continued after checkpoint-4");
+    await assertSameRun(crashed, join(root, "ref"));
     await Deno.remove(root, { recursive: true });
   },
 );
