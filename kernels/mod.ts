@@ -22,12 +22,25 @@ export {
   f32,
   Gpu,
   type GpuOptions,
+  type GpuSettings,
   i32,
   type KernelSpec,
   NO_ADAPTER_HELP,
   type ParamValue,
+  type RunOptions,
   u32,
 } from "./runtime.ts";
+export {
+  type Access,
+  type BindingDecl,
+  type BindingSpec,
+  type Kernel,
+  kernel,
+  kernels,
+  type ProgramDecl,
+  type UniformType,
+} from "./spec.ts";
+export type { MatmulSwitches, MatmulTiles } from "./options.ts";
 export { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 export { loadShader } from "./shader.ts";
 export { add } from "./elementwise.ts";

@@ -3,8 +3,8 @@
  * cache, one command encoder and compute pass per unit of work (submitted on {@linkcode Gpu.flush}),
  * uniform parameters carved from a ring, and read-back helpers.
  *
- * Kernels record dispatches with {@linkcode Gpu.dispatch}; nothing reaches the GPU until a flush,
- * a read or an upload. Every `await` on the queue costs milliseconds in Deno, so callers batch many
+ * Kernels record dispatches with {@linkcode Gpu.run}, binding tensors and uniforms by the names of
+ * their declaration (spec.ts); nothing reaches the GPU until a flush, a read or an upload. Every `await` on the queue costs milliseconds in Deno, so callers batch many
  * dispatches per flush and read results back rarely.
  * @module
  */
