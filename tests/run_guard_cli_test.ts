@@ -76,6 +76,10 @@ Deno.test({
     equal(pool.pooling_mode_cls_token, true);
     ok(before.has("/modules.json") && before.has("/2_Normalize/config.json"));
     ok((await Deno.readTextFile(join(out, "README.md"))).includes("| steps | 2 "));
+    ok(
+      (await Deno.readTextFile(join(out, "training_curves.svg"))).includes("<polyline"),
+      "training curves",
+    );
 
     const again = await cli(...args, "--seed", "9");
     equal(again.code, 2, again.stderr);

@@ -12,6 +12,7 @@
 import { join } from "node:path";
 import { type StFolder, writeSentenceTransformers } from "../model/sentence_transformers.ts";
 import { writeFileAtomic } from "../model/atomic_write.ts";
+import { writeCurves } from "./curves.ts";
 
 /** What the run folder's sentence-transformers files and card record. */
 export interface RunCard {
@@ -82,6 +83,7 @@ export async function writeRunCard(out: string, card: RunCard): Promise<void> {
       }
       : own,
   );
+  await writeCurves(out, `${card.sampler} run from ${card.baseModel}`);
   await writeFileAtomic(join(out, "README.md"), modelCard(card));
 }
 
@@ -133,6 +135,9 @@ export function modelCard(c: RunCard): string {
     );
   }
   lines.push(
+    "![training curves: loss, in-batch accuracy, learning rate, gradient norm" +
+      `${c.finalEval ? ", eval mAP" : ""}](training_curves.svg)`,
+    "",
     "## Use",
     "",
     "```python",
