@@ -12,7 +12,7 @@ import { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 import { loadShader } from "./shader.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { acceptedDtypes, type Kernel, kernel, type TemplateVars } from "./spec.ts";
+import { acceptedDtypes, type Kernel, kernel, type ShaderDecl, type TemplateVars } from "./spec.ts";
 import { type MatmulSwitches, matmulSwitches } from "./options.ts";
 
 /** Options of {@linkcode Gpu.create}. */
@@ -69,6 +69,15 @@ const FILL = kernel({
   uniforms: { count: "u32", value: "u32" },
   bindings: { out: { access: "read_write", type: "u32", dtype: ["f32", "u32", "i32", "f16"] } },
 });
+
+const declarationIds = new WeakMap<ShaderDecl, number>();
+let nextDeclarationId = 1;
+/** A number per shader declaration object, for pipeline cache keys. */
+function declarationId(d: ShaderDecl): number {
+  let id = declarationIds.get(d);
+  if (id === undefined) declarationIds.set(d, id = nextDeclarationId++);
+  return id;
+}
 
 const UNIFORM_SLOT = 256;
 const UNIFORM_RING_BYTES = 256 * 1024;
@@ -344,7 +353,15 @@ export class Gpu {
 
   /** The compute pipeline for a kernel spec, built once per distinct spec. */
   pipeline(spec: KernelSpec): GPUComputePipeline {
-    const key = JSON.stringify([spec.shader, spec.entry ?? "main", spec.constants, spec.template]);
+    // The declaration takes part: two declarations of one file generate different code.
+    const decl = spec.kernel ? declarationId(spec.kernel.file) : 0;
+    const key = JSON.stringify([
+      spec.shader,
+      decl,
+      spec.entry ?? "main",
+      spec.constants,
+      spec.template,
+    ]);
     let p = this.pipelines.get(key);
     if (!p) {
       const code = loadShader(spec.shader, spec.template, spec.kernel?.file);

@@ -142,6 +142,8 @@ function program<U extends string, B extends string>(
   const entries = d.entries ?? ["main"];
   const name = `${shader}:${entries.length === 1 ? entries[0] : key ?? entries.join("|")}`;
   if (entries.length === 0) throw new TypeError(`kernel ${name}: no entry points`);
+  // Every uniform is 4 bytes and one dispatch gets a 256-byte slot of the uniform ring.
+  if (Object.keys(d.uniforms).length > 64) throw new TypeError(`kernel ${name}: over 64 uniforms`);
   for (const [u, t] of Object.entries(d.uniforms)) {
     if (!IDENT.test(u)) throw new TypeError(`kernel ${name}: uniform "${u}" is not a WGSL name`);
     if (!UNIFORM_TYPES.has(t as string)) {
