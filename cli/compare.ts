@@ -3,7 +3,8 @@
  * difference B − A of every metric of two evaluations of the same queries, with a 95% confidence
  * interval and a p-value from a paired bootstrap over queries (`eval/compare.ts` states the
  * method). RUN_A and RUN_B are eval JSONs, or folders holding exactly one eval JSON with
- * per-query results.
+ * per-query results; several runs of one side (seeds) are given separated by commas
+ * (`a1,a2,a3 b1,b2,b3`) and are resampled too.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -79,23 +80,33 @@ export async function compareCommand(args: string[]): Promise<void> {
   }
   const resamples = numberFlag(f, "resamples", { integer: true, min: 100, max: 1e7 }) ?? 10000;
   const seed = numberFlag(f, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0;
-  const [pa, pb] = parsed.positionals;
-  const a = await readEvalJson(pa), b = await readEvalJson(pb);
+  // A side may list several runs (seeds) separated by commas.
+  const [pa, pb] = parsed.positionals.map((p) => p.split(",").filter((x) => x !== ""));
+  if (pa.length === 0 || pb.length === 0) throw new UsageError("compare: a run is empty");
+  const a = await Promise.all(pa.map(readEvalJson)), b = await Promise.all(pb.map(readEvalJson));
   const name = (p: string, file: string) => {
     const n = basename(p.replace(/[\\/]+$/, ""));
     return n === basename(file) ? n.replace(/\.json$/, "") : n;
   };
-  let names = { a: name(pa, a.file), b: name(pb, b.file) };
+  const runNames = {
+    a: pa.map((p, i) => name(p, a[i].file)),
+    b: pb.map((p, i) => name(p, b[i].file)),
+  };
+  const sideName = (ns: string[]) => (ns.length === 1 ? ns[0] : `${ns[0]} +${ns.length - 1}`);
+  let names = { a: sideName(runNames.a), b: sideName(runNames.b) };
   if (names.a === names.b) names = { a: `A (${names.a})`, b: `B (${names.b})` };
+  if (pa.length === 1 && pb.length === 1) {
+    runNames.a = [names.a];
+    runNames.b = [names.b];
+  }
   const t0 = performance.now();
-  const c = compareRuns(a.json, b.json, {
-    resamples,
-    seed,
-    names,
-    onProgress: (m) => console.error(m),
-  });
+  const c = compareRuns(
+    a.length === 1 ? a[0].json : a.map((x) => x.json),
+    b.length === 1 ? b[0].json : b.map((x) => x.json),
+    { resamples, seed, names, runNames, onProgress: (m) => console.error(m) },
+  );
   const secs = (performance.now() - t0) / 1000;
-  const result = { ...c, files: { a: a.file, b: b.file } };
+  const result = { ...c, files: { a: a.map((x) => x.file), b: b.map((x) => x.file) } };
   console.log(renderComparisonReport(c, "md"));
   console.error(`${c.resamples} resamples in ${secs.toFixed(1)} s`);
   if (f.out) {

@@ -22,6 +22,14 @@
  * min(1, 2 · (1 + k) / (R + 1)) with k the number of replicates on the far side of 0 (≤ 0 when
  * the observed difference is positive, ≥ 0 when negative, the smaller count when it is 0) and R
  * the number of replicates. A difference is called significant only when its interval excludes 0.
+ *
+ * **Several seeds.** A side may hold several runs (one configuration trained with different
+ * seeds, evaluated on the same queries). Its value is the mean of the metric over its runs; each
+ * replicate, after drawing the clusters, draws for side A and then for side B as many runs as the
+ * side has, with replacement (⌊u · n⌋ from the same generator; nothing is drawn for a side with one
+ * run, so one run per side gives exactly the single-run bootstrap), and a side's value is the
+ * mean over the drawn runs. The interval then reflects both query sampling and seed-to-seed
+ * variation; runs are not paired across sides.
  * @module
  */
 import { mulberry32 } from "../model/init.ts";
@@ -46,6 +54,8 @@ export interface Comparison {
   kind: Kind;
   dataset: string;
   names: { a: string; b: string };
+  /** Runs (seeds) per side. */
+  runs: { a: number; b: number };
   queries: number;
   clusters: number;
   resamples: number;
@@ -63,6 +73,8 @@ export interface CompareOptions {
   /** Default 0. */
   seed?: number;
   names?: { a: string; b: string };
+  /** Names of each side's runs (errors name them; default `A`, or `A[1]`, `A[2]`, …). */
+  runNames?: { a: string[]; b: string[] };
   onProgress?: (msg: string) => void;
 }
 
@@ -356,38 +368,38 @@ function beirMetrics(a: Json, b: Json, order: number[], what: [string, string]):
 
 /**
  * The metrics packed for the bootstrap: cells with the same rows share a group (aggregated per
- * cluster: count of rows, and per cell the sums of A's and B's values), so that one pass over a
- * group's clusters per replicate serves every cell on those rows. A metric's value under cluster
+ * cluster: count of rows, and per run and cell the sum of the run's values), so that one pass over
+ * a group's clusters per replicate serves every cell on those rows. A metric's value under cluster
  * weights w is the mean over its cells with weight of Σ w·sum / Σ w·count.
  */
 interface Packed {
   groups: {
     cluster: Int32Array;
     count: Float64Array;
-    /** [entry × cells of the group], A and B. */
-    sumA: Float64Array;
-    sumB: Float64Array;
+    /** Per run: [entry × cells of the group]. */
+    sums: Float64Array[];
     cells: number;
   }[];
   /** Per metric: its cells as (group, column). */
   metricCells: [number, number][][];
-  /** Scratch: per group and column, the replicate's weighted means (A, B) or NaN. */
-  meanA: Float64Array[];
-  meanB: Float64Array[];
+  runs: number;
+  /** Scratch: per run and group, the replicate's weighted mean per column (NaN: no weight). */
+  means: Float64Array[][];
 }
 
-function pack(defs: MetricDef[], clusterOf: Int32Array): Packed {
+/** `perRun[x]` holds run x's metric definitions (same rows as `defs`, its values in `b`). */
+function pack(defs: MetricDef[], perRun: MetricDef[][], clusterOf: Int32Array): Packed {
   const byRows = new Map<string, number>();
-  const members: { rows: number[]; cells: { a: number[]; b: number[] }[] }[] = [];
-  const metricCells = defs.map((d) =>
-    d.cells.map((c): [number, number] => {
+  const members: { rows: number[]; cells: [number, number][] }[] = [];
+  const metricCells = defs.map((d, m) =>
+    d.cells.map((c, ci): [number, number] => {
       const key = c.rows.join(",");
       let g = byRows.get(key);
       if (g === undefined) {
         byRows.set(key, g = members.length);
         members.push({ rows: c.rows, cells: [] });
       }
-      members[g].cells.push({ a: c.a, b: c.b });
+      members[g].cells.push([m, ci]);
       return [g, members[g].cells.length - 1];
     })
   );
@@ -397,58 +409,59 @@ function pack(defs: MetricDef[], clusterOf: Int32Array): Packed {
     const order = [...new Set(rows.map((r) => clusterOf[r]))].sort((x, y) => x - y);
     order.forEach((c, e) => slot.set(c, e));
     const count = new Float64Array(order.length);
-    const sumA = new Float64Array(order.length * k), sumB = new Float64Array(order.length * k);
-    rows.forEach((row, i) => {
-      const e = slot.get(clusterOf[row])!;
-      count[e]++;
-      for (let j = 0; j < k; j++) {
-        sumA[e * k + j] += cells[j].a[i];
-        sumB[e * k + j] += cells[j].b[i];
-      }
+    const entry = rows.map((row) => slot.get(clusterOf[row])!);
+    for (const e of entry) count[e]++;
+    const sums = perRun.map((run) => {
+      const out = new Float64Array(order.length * k);
+      cells.forEach(([m, ci], j) => {
+        const values = run[m].cells[ci].b;
+        entry.forEach((e, i) => out[e * k + j] += values[i]);
+      });
+      return out;
     });
-    return { cluster: Int32Array.from(order), count, sumA, sumB, cells: k };
+    return { cluster: Int32Array.from(order), count, sums, cells: k };
   });
   return {
     groups,
     metricCells,
-    meanA: groups.map((g) => new Float64Array(g.cells)),
-    meanB: groups.map((g) => new Float64Array(g.cells)),
+    runs: perRun.length,
+    means: perRun.map(() => groups.map((g) => new Float64Array(g.cells))),
   };
 }
 
-/** Every metric's (A, B) value under cluster weights `w`, into `out` ([metric × 2]). */
+/** Every run's value of every metric under cluster weights `w`, into `out` ([run × metric]). */
 function evaluate(p: Packed, w: Float64Array, out: Float64Array): void {
+  const nm = p.metricCells.length;
   p.groups.forEach((g, gi) => {
-    const k = g.cells, ma = p.meanA[gi], mb = p.meanB[gi];
-    ma.fill(0);
-    mb.fill(0);
+    const k = g.cells;
     let wn = 0;
+    for (let x = 0; x < p.runs; x++) p.means[x][gi].fill(0);
     for (let e = 0; e < g.cluster.length; e++) {
-      const x = w[g.cluster[e]];
-      if (x === 0) continue;
-      wn += x * g.count[e];
-      for (let j = 0, o = e * k; j < k; j++, o++) {
-        ma[j] += x * g.sumA[o];
-        mb[j] += x * g.sumB[o];
+      const wt = w[g.cluster[e]];
+      if (wt === 0) continue;
+      wn += wt * g.count[e];
+      for (let x = 0; x < p.runs; x++) {
+        const mx = p.means[x][gi], sx = g.sums[x];
+        for (let j = 0, o = e * k; j < k; j++, o++) mx[j] += wt * sx[o];
       }
     }
-    for (let j = 0; j < k; j++) {
-      ma[j] = wn > 0 ? ma[j] / wn : NaN;
-      mb[j] = wn > 0 ? mb[j] / wn : NaN;
+    for (let x = 0; x < p.runs; x++) {
+      const mx = p.means[x][gi];
+      for (let j = 0; j < k; j++) mx[j] = wn > 0 ? mx[j] / wn : NaN;
     }
   });
-  p.metricCells.forEach((cells, m) => {
-    let sa = 0, sb = 0, n = 0;
-    for (const [g, j] of cells) {
-      const va = p.meanA[g][j];
-      if (Number.isNaN(va)) continue;
-      sa += va;
-      sb += p.meanB[g][j];
-      n++;
-    }
-    out[2 * m] = n === 0 ? NaN : sa / n;
-    out[2 * m + 1] = n === 0 ? NaN : sb / n;
-  });
+  for (let x = 0; x < p.runs; x++) {
+    p.metricCells.forEach((cells, m) => {
+      let sum = 0, n = 0;
+      for (const [g, j] of cells) {
+        const v = p.means[x][g][j];
+        if (Number.isNaN(v)) continue;
+        sum += v;
+        n++;
+      }
+      out[x * nm + m] = n === 0 ? NaN : sum / n;
+    });
+  }
 }
 
 /**
@@ -468,7 +481,9 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
 }
 
 /**
- * Compares two eval JSONs (parsed) over their common queries; see the module doc.
+ * Compares two eval JSONs (parsed) over their common queries; see the module doc. A side may be
+ * an array of runs (the same configuration trained with several seeds): its value is then the mean
+ * over its runs, and the bootstrap resamples the runs too.
  *
  * @example
  * ```ts ignore
@@ -478,46 +493,72 @@ export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
  * console.log(c.metrics[0].diff, c.metrics[0].ci, c.metrics[0].p);
  * ```
  */
-export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): Comparison {
+export function compareRuns(
+  a: unknown,
+  b: unknown,
+  opts: CompareOptions = {},
+): Comparison {
   const names = opts.names ?? { a: "A", b: "B" };
   const resamples = opts.resamples ?? 10000;
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(resamples) || resamples < 1) {
     throw new RangeError(`compareRuns: resamples must be a positive integer, got ${resamples}`);
   }
-  const kind = kindOf(a, names.a);
-  const kindB = kindOf(b, names.b);
-  if (kind !== kindB) throw new TypeError(`${names.a} is ${kind} but ${names.b} is ${kindB}`);
-  const ja = a as Json, jb = b as Json;
-  if (ja.dataset !== jb.dataset) {
-    throw new TypeError(
-      `${names.a} evaluates ${ja.dataset} but ${names.b} evaluates ${jb.dataset}`,
-    );
+  const sideA = Array.isArray(a) ? a : [a], sideB = Array.isArray(b) ? b : [b];
+  if (sideA.length === 0 || sideB.length === 0) {
+    throw new RangeError("compareRuns: each side needs at least one run");
   }
-  const ra = rowsOf(ja, kind, names.a), rb = rowsOf(jb, kind, names.b);
-  if (ra.keys.length === 0) throw new RangeError(`${names.a}: no queries`);
-  const posB = new Map<string, number>();
-  rb.keys.forEach((k, j) => posB.set(k, j));
-  const show = (k: string) => k.replace("\u0000", "/");
-  if (posB.size !== rb.keys.length || new Set(ra.keys).size !== ra.keys.length) {
-    throw new RangeError(`${names.a} or ${names.b}: a query appears twice in per_query`);
-  }
-  const order = ra.keys.map((k) => {
-    const j = posB.get(k);
-    if (j === undefined) {
-      throw new RangeError(`query ${show(k)} of ${names.a} is not in ${names.b}`);
+  const runNames = (side: string, n: number) =>
+    Array.from({ length: n }, (_, i) => (n === 1 ? side : `${side}[${i + 1}]`));
+  const runs = [...sideA, ...sideB] as unknown[];
+  const what = opts.runNames
+    ? [...opts.runNames.a, ...opts.runNames.b]
+    : [...runNames(names.a, sideA.length), ...runNames(names.b, sideB.length)];
+  const kind = kindOf(runs[0], what[0]);
+  const ref = runs[0] as Json;
+  runs.forEach((x, i) => {
+    const k = kindOf(x, what[i]);
+    if (k !== kind) throw new TypeError(`${what[0]} is ${kind} but ${what[i]} is ${k}`);
+    if ((x as Json).dataset !== ref.dataset) {
+      throw new TypeError(
+        `${what[0]} evaluates ${ref.dataset} but ${what[i]} evaluates ${(x as Json).dataset}`,
+      );
     }
-    return j;
   });
-  if (rb.keys.length !== ra.keys.length) {
-    const extra = rb.keys.find((k) => !ra.keys.includes(k))!;
-    throw new RangeError(`query ${show(extra)} of ${names.b} is not in ${names.a}`);
+  const ra = rowsOf(ref, kind, what[0]);
+  if (ra.keys.length === 0) throw new RangeError(`${what[0]}: no queries`);
+  if (new Set(ra.keys).size !== ra.keys.length) {
+    throw new RangeError(`${what[0]}: a query appears twice in per_query`);
   }
-  const defs = kind === "lareqa"
-    ? lareqaMetrics(ja, jb, order, [names.a, names.b])
+  const show = (k: string) => k.replace("\u0000", "/");
+  const builder = kind === "lareqa"
+    ? lareqaMetrics
     : kind === "tatoeba"
-    ? tatoebaMetrics(ja, jb, order, [names.a, names.b])
-    : beirMetrics(ja, jb, order, [names.a, names.b]);
+    ? tatoebaMetrics
+    : beirMetrics;
+  // Every run's values on the reference run's rows (queries matched by key).
+  const perRun = runs.map((x, i) => {
+    const rx = rowsOf(x as Json, kind, what[i]);
+    const pos = new Map<string, number>();
+    rx.keys.forEach((k, j) => pos.set(k, j));
+    if (pos.size !== rx.keys.length) {
+      throw new RangeError(`${what[i]}: a query appears twice in per_query`);
+    }
+    const order = ra.keys.map((k) => {
+      const j = pos.get(k);
+      if (j === undefined) {
+        throw new RangeError(`query ${show(k)} of ${what[0]} is not in ${what[i]}`);
+      }
+      return j;
+    });
+    if (rx.keys.length !== ra.keys.length) {
+      const known = new Set(ra.keys);
+      const extra = rx.keys.find((k) => !known.has(k))!;
+      throw new RangeError(`query ${show(extra)} of ${what[i]} is not in ${what[0]}`);
+    }
+    return builder(ref, x as Json, order, [what[0], what[i]]);
+  });
+  const defs = perRun[0];
 
   // Clusters, strata (sorted), and the packed metrics.
   const clusterIds = new Map<string, number>();
@@ -533,28 +574,41 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
   const strata = [...new Set(clusterStratum)].sort().map((s) =>
     clusterStratum.map((t, k) => (t === s ? k : -1)).filter((k) => k >= 0)
   );
-  const packed = pack(defs, clusterOf);
+  const packed = pack(defs, perRun, clusterOf);
+  const nm = defs.length, nA = sideA.length, nB = sideB.length;
   const full = new Float64Array(clusterIds.size).fill(1);
-  const values = new Float64Array(2 * defs.length);
+  const values = new Float64Array(runs.length * nm);
   evaluate(packed, full, values);
-  const observed = defs.map((_, m) => [values[2 * m], values[2 * m + 1]]);
-  defs.forEach((d, k) => {
-    for (const [side, got] of [[0, observed[k][0]], [1, observed[k][1]]] as const) {
-      const want = d.reported?.[side];
+  perRun.forEach((rd, x) => {
+    rd.forEach((d, m) => {
+      const want = d.reported?.[1], got = values[x * nm + m];
       if (
         typeof want === "number" && !(Math.abs(want - got) <= 1e-9 * Math.max(1, Math.abs(want)))
       ) {
         throw new RangeError(
-          `${side === 0 ? names.a : names.b}: its per-query results give ${d.name} ${got}, but ` +
-            `the file reports ${want} (edited or inconsistent file)`,
+          `${what[x]}: its per-query results give ${d.name} ${got}, but the file reports ` +
+            `${want} (edited or inconsistent file)`,
         );
       }
-    }
+    });
   });
+  // A side's value: the mean over its runs (weighted by how often each run was drawn).
+  const side = (m: number, first: number, n: number, counts: Float64Array | null) => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += (counts ? counts[i] : 1) * values[(first + i) * nm + m];
+    return s / n;
+  };
+  const observed = defs.map((_, m) => [side(m, 0, nA, null), side(m, nA, nB, null)]);
 
   const diffs = defs.map(() => new Float64Array(resamples));
   const rnd = mulberry32(seed);
   const w = new Float64Array(clusterIds.size);
+  const cA = new Float64Array(nA), cB = new Float64Array(nB);
+  const drawRuns = (c: Float64Array) => {
+    c.fill(0);
+    if (c.length === 1) c[0] = 1;
+    else for (let i = 0; i < c.length; i++) c[Math.floor(rnd() * c.length)]++;
+  };
   const progress = opts.onProgress ?? (() => {});
   let shown = performance.now();
   for (let r = 0; r < resamples; r++) {
@@ -562,8 +616,10 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
     for (const s of strata) {
       for (let k = 0; k < s.length; k++) w[s[Math.floor(rnd() * s.length)]]++;
     }
+    drawRuns(cA);
+    drawRuns(cB);
     evaluate(packed, w, values);
-    for (let m = 0; m < defs.length; m++) diffs[m][r] = values[2 * m + 1] - values[2 * m];
+    for (let m = 0; m < nm; m++) diffs[m][r] = side(m, nA, nB, cB) - side(m, 0, nA, cA);
     if (performance.now() - shown > 2000) {
       shown = performance.now();
       progress(`bootstrap: ${r + 1}/${resamples} resamples`);
@@ -599,16 +655,22 @@ export function compareRuns(a: unknown, b: unknown, opts: CompareOptions = {}): 
     ? `the ${clusterIds.size} queries`
     : `the ${clusterIds.size} sentence pairs within each language (both directions of a pair ` +
       `together; every replicate keeps each language's size)`;
+  const seeds = nA > 1 || nB > 1
+    ? ` and, independently for each side, of its runs (${nA} and ${nB} seeds; a side's value is ` +
+      `the mean over its drawn runs, so the interval covers seed-to-seed variation too)`
+    : "";
   const method = `Paired bootstrap over queries: ${resamples.toLocaleString("en-US")} resamples ` +
-    `(seed ${seed}) of ${unit}, drawn with replacement; each metric is recomputed on both runs ` +
-    `from the same resample, and the difference is ${names.b} − ${names.a}. Interval: 95% ` +
-    `percentile interval of the resampled differences (linear interpolation). p: two-sided, ` +
-    `min(1, 2·(1 + k)/(R + 1)) with k the resamples on the far side of 0 and R the resamples. ` +
-    `A difference is marked significant only when its interval excludes 0.`;
+    `(seed ${seed}) of ${unit}${seeds}, drawn with replacement; each metric is recomputed on ` +
+    `both sides from the same resample of queries, and the difference is ${names.b} − ` +
+    `${names.a}. Interval: 95% percentile interval of the resampled differences (linear ` +
+    `interpolation). p: two-sided, min(1, 2·(1 + k)/(R + 1)) with k the resamples on the far ` +
+    `side of 0 and R the resamples. A difference is marked significant only when its interval ` +
+    `excludes 0.`;
   return {
     kind,
-    dataset: String(ja.dataset),
+    dataset: String(ref.dataset),
     names,
+    runs: { a: nA, b: nB },
     queries: ra.keys.length,
     clusters: clusterIds.size,
     resamples,
@@ -664,7 +726,10 @@ export function renderComparisonReport(c: Comparison, format: "md" | "html"): st
       : "no",
   ]);
   const title = `Paired comparison on ${c.dataset}: ${c.names.b} vs ${c.names.a}`;
-  const summary = `${c.queries} queries in ${c.clusters} resampling units.`;
+  const seeds = c.runs && (c.runs.a > 1 || c.runs.b > 1)
+    ? ` ${c.names.a}: mean of ${c.runs.a} runs; ${c.names.b}: mean of ${c.runs.b} runs.`
+    : "";
+  const summary = `${c.queries} queries in ${c.clusters} resampling units.${seeds}`;
   if (format === "md") {
     const line = (cells: string[]) => `| ${cells.map(mdCell).join(" | ")} |`;
     return [

@@ -345,6 +345,21 @@ Deno.test("cli compare: run folders or JSONs in, a report with intervals out; er
   );
   ok((await Deno.readTextFile(join(dir, "rep/report.html"))).includes("<table>"));
 
+  // Several seeds per side, separated by commas.
+  await Deno.writeTextFile(join(dir, "a2.json"), JSON.stringify(lareqaRun(4)));
+  await Deno.writeTextFile(join(dir, "b2.json"), JSON.stringify(improved(lareqaRun(4), 0.5)));
+  r = await cli(
+    "compare",
+    `${join(dir, "run-a")},${join(dir, "a2.json")}`,
+    `${join(dir, "run-b")},${join(dir, "b2.json")}`,
+    "--resamples",
+    "500",
+    "--out",
+    out,
+  );
+  equal(r.code, 0, r.stderr);
+  deepEqual(JSON.parse(await Deno.readTextFile(out)).runs, { a: 2, b: 2 });
+  ok(r.stdout.includes("run-a +1: mean of 2 runs"), r.stdout);
   r = await cli("compare", join(dir, "run-a"));
   equal(r.code, 2);
   ok(r.stderr.includes("expected two runs"), r.stderr);
@@ -410,3 +425,66 @@ gpuTest("BEIR eval JSONs carry per-query results and compare query by query", as
   ok(c.metrics.every((m) => m.diff === 0 && m.p === 1 && !m.significant));
   equal(c.metrics[0].a, a.metrics["ndcg@10"]);
 });
+
+seededTest(
+  "several seeds per side: one run each is the single-run bootstrap, and the interval equals a brute force",
+  () => {
+    const a = lareqaRun(freshSeed("run a")), b = lareqaRun(freshSeed("run b"));
+    deepEqual(
+      compareRuns([a], [b], { resamples: 300, seed: 2 }).metrics,
+      compareRuns(a, b, { resamples: 300, seed: 2 }).metrics,
+    );
+    // Side A: 2 seeds, side B: 3 seeds (other runs on the same queries).
+    const as = [a, lareqaRun(freshSeed("run a2"))];
+    const bs = [b, lareqaRun(freshSeed("run b2")), lareqaRun(freshSeed("run b3"))];
+    const R = 300, seed = freshSeed("bootstrap seed");
+    const got = compareRuns(as, bs, { resamples: R, seed });
+    deepEqual(got.runs, { a: 2, b: 3 });
+    ok(got.method.includes("2 and 3 seeds"), got.method);
+    const pq = a.per_query;
+    const clusters = [...new Set(pq.id)];
+    const rowsOf = new Map(
+      clusters.map((c) => [c, pq.id.flatMap((id, i) => (id === c ? [i] : []))]),
+    );
+    const multi = (run: LareqaJson, rows: number[]) =>
+      macro(
+        LANGS.map((l) =>
+          rows.filter((i) => run.per_query.lang[i] === l).map((i) => run.per_query.ap[i])
+        ),
+      );
+    const all = pq.lang.map((_, i) => i);
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const m = got.metrics.find((x) => x.name === "mAP multilingual")!;
+    ok(
+      Math.abs(m.a - mean(as.map((r) => multi(r, all)))) < 1e-12,
+      "side A is the mean of its runs",
+    );
+    ok(
+      Math.abs(m.b - mean(bs.map((r) => multi(r, all)))) < 1e-12,
+      "side B is the mean of its runs",
+    );
+    const rnd = mulberry32(seed);
+    const d: number[] = [];
+    for (let r = 0; r < R; r++) {
+      const rows = Array.from(
+        { length: clusters.length },
+        () => clusters[Math.floor(rnd() * clusters.length)],
+      )
+        .flatMap((c) => rowsOf.get(c)!);
+      const drawA = as.map(() => as[Math.floor(rnd() * as.length)]);
+      const drawB = bs.map(() => bs[Math.floor(rnd() * bs.length)]);
+      d.push(mean(drawB.map((x) => multi(x, rows))) - mean(drawA.map((x) => multi(x, rows))));
+    }
+    d.sort((x, y) => x - y);
+    ok(
+      Math.abs(m.ci[0] - quantile(d, 0.025)) < 1e-12 &&
+        Math.abs(m.ci[1] - quantile(d, 0.975)) < 1e-12,
+      `${m.ci}`,
+    );
+    // The same runs on both sides: the interval contains 0; clearly better runs: it excludes 0.
+    const same = compareRuns(as, as, { resamples: 1000 }).metrics[0];
+    ok(same.ci[0] <= 0 && same.ci[1] >= 0 && !same.significant, `${same.ci}`);
+    const better = compareRuns(as, as.map((r) => improved(r, 0.5)), { resamples: 1000 }).metrics[0];
+    ok(better.ci[0] > 0 && better.significant, `${better.ci}`);
+  },
+);
