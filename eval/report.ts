@@ -176,9 +176,12 @@ function reportContext(r: LareqaReport, format: Format) {
  * const toMarkdown = (report: LareqaReport): string => renderReport(report, "md");
  * ```
  */
-export function renderReport(report: LareqaReport, format: Format): string {
+export function renderReport(report: LareqaReport, format: Format, name?: string): string {
   checkFormat("renderReport", format);
-  return template(`report.${format}.jinja`).render(reportContext(report, format));
+  const text = format === "html" ? esc : mdCell;
+  // The title names the model (or run) and the dataset when the caller gives the name.
+  const title = text(name ? `${name} on ${report.dataset}` : report.dataset);
+  return template(`report.${format}.jinja`).render({ ...reportContext(report, format), title });
 }
 
 /** One comparable row: label, values per run, and which direction is better. */
@@ -335,7 +338,7 @@ export async function writeReportDir(
   }
   for (const format of ["md", "html"] as const) {
     const text = runs.length === 1
-      ? renderReport(runs[0].report, format)
+      ? renderReport(runs[0].report, format, runs[0].name)
       : renderComparison(runs, format);
     const p = `${base}/report.${format}`;
     await writeAtomic(p, text);

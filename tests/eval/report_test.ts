@@ -102,3 +102,22 @@ Deno.test("writeReportDir writes the reports and one heatmap per run atomically"
   const single = await writeReportDir(`${dir}/one`, [{ name: "only", report: fakeReport(0) }]);
   ok(Deno.readTextFileSync(single[1]).startsWith("# Retrieval evaluation"));
 });
+
+Deno.test("report titles name the model or runs and the dataset", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "report_title_" });
+  const r = fakeReport(0);
+  const single = await writeReportDir(`${dir}/one`, [{
+    name: "FacebookAI/xlm-roberta-base",
+    report: r,
+  }]);
+  const md = Deno.readTextFileSync(single.find((p) => p.endsWith(".md"))!);
+  equal(md.split("\n")[0], `# Retrieval evaluation: FacebookAI/xlm-roberta-base on ${r.dataset}`);
+  const html = Deno.readTextFileSync(single.find((p) => p.endsWith(".html"))!);
+  const escaped = r.dataset.replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  ok(html.includes(`<h1>Retrieval evaluation: FacebookAI/xlm-roberta-base on ${escaped}</h1>`));
+  const cmp = renderComparison([{ name: "X-X", report: r }, { name: "hybrid", report: r }], "md");
+  equal(cmp.split("\n")[0], `# Retrieval comparison: X-X, hybrid on ${r.dataset}`);
+  // Without a name (library callers): the dataset alone, as before.
+  equal(renderReport(r, "md").split("\n")[0], `# Retrieval evaluation: ${r.dataset}`);
+  await Deno.remove(dir, { recursive: true });
+});
