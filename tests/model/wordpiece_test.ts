@@ -31,6 +31,17 @@ for (const kind of ["cased", "uncased"]) {
   });
 }
 
+Deno.test("WordPiece: a BertProcessing post-processor gives the same ids as TemplateProcessing", async () => {
+  const json = JSON.parse(
+    await Deno.readTextFile(join(FIX, "tokenizer-cased/tokenizer.json")),
+  );
+  const lines = (await readGolden(join(FIX, "golden_subset_cased.jsonl"))).slice(0, 200);
+  const bp = { type: "BertProcessing", sep: ["[SEP]", 3], cls: ["[CLS]", 2] };
+  const tok = WordPieceTokenizer.fromTokenizerJson({ ...json, post_processor: bp }, "bp.json");
+  assertGolden(tok, lines, "BertProcessing");
+  deepEqual(tok.encodePairWithTypes("a", "b").typeIds, [0, 0, 0, 1, 1]);
+});
+
 const CASED = { cleanText: true, handleChineseChars: true, stripAccents: null, lowercase: false };
 const UNCASED = { ...CASED, lowercase: true };
 
