@@ -36,6 +36,8 @@ export interface DemoRun {
   lastLoss: number;
   pairsPerSecond: number;
   report: LareqaReport;
+  /** The run's training_curves.svg, shown in the comparison report. */
+  curves?: string;
 }
 
 /** What {@linkcode runDemo} returns. */
@@ -148,6 +150,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
     runs.push({
       name,
       sampler,
+      curves: await Deno.readTextFile(join(runDir, "training_curves.svg")).catch(() => undefined),
       firstLoss: avg(head),
       lastLoss: avg(tail),
       pairsPerSecond: r.pairsPerSecond,
@@ -158,7 +161,7 @@ export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> 
   const table = comparisonTable(baseline, runs);
   const reportPaths = await writeReportDir(join(opts.out, "report"), [
     { name: "untrained", report: baseline },
-    ...runs.map((r) => ({ name: r.name, report: r.report })),
+    ...runs.map((r) => ({ name: r.name, report: r.report, curves: r.curves })),
   ]);
   const seconds = (performance.now() - t0) / 1000;
   await writeJsonAtomic(join(opts.out, "demo_summary.json"), {

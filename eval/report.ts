@@ -243,7 +243,7 @@ function comparisonRows(runs: { report: LareqaReport }[]): MetricRow[] {
  * ```
  */
 export function renderComparison(
-  runs: { name: string; report: LareqaReport }[],
+  runs: { name: string; report: LareqaReport; curves?: string }[],
   format: Format,
 ): string {
   checkFormat("renderComparison", format);
@@ -283,7 +283,12 @@ export function renderComparison(
     first: text(runs[0].name),
     datasets: [...new Set(runs.map((r) => r.report.dataset))].map(text),
     rows,
-    runs: runs.map((r) => ({ name: text(r.name), ...reportContext(r.report, format) })),
+    runs: runs.map((r) => ({
+      name: text(r.name),
+      ...reportContext(r.report, format),
+      // A run's training curves (inline SVG, as made by training/curves.ts), when given.
+      curves: r.curves ?? "",
+    })),
   });
 }
 
@@ -318,7 +323,7 @@ async function writeAtomic(path: string, text: string): Promise<void> {
  */
 export async function writeReportDir(
   dir: string,
-  runs: { name: string; report: LareqaReport }[],
+  runs: { name: string; report: LareqaReport; curves?: string }[],
 ): Promise<string[]> {
   if (runs.length === 0) throw new RangeError("writeReportDir: no runs");
   await Deno.mkdir(dir, { recursive: true });

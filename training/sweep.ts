@@ -24,7 +24,7 @@ export interface SweepVariant {
 
 /** What a sweep measured. */
 export interface SweepResult {
-  runs: { variant: SweepVariant; report: LareqaReport; lastLoss: number }[];
+  runs: { variant: SweepVariant; report: LareqaReport; lastLoss: number; curves?: string }[];
   table: string;
   groupTable: string;
   reportPaths: string[];
@@ -115,7 +115,8 @@ export async function runSweep(gpu: Gpu, opts: {
       },
     );
     enc.release();
-    runs.push({ variant, report, lastLoss: r.stats.at(-1)?.loss ?? NaN });
+    const curves = await Deno.readTextFile(join(dir, "training_curves.svg")).catch(() => undefined);
+    runs.push({ variant, report, lastLoss: r.stats.at(-1)?.loss ?? NaN, curves });
   }
   const header =
     "| run | mono | cross | multi | bias ↓ | last loss |\n| --- | ---: | ---: | ---: | ---: | ---: |";
@@ -145,7 +146,7 @@ export async function runSweep(gpu: Gpu, opts: {
   }
   const reportPaths = await writeReportDir(
     join(opts.base.out, "report"),
-    runs.map((r) => ({ name: r.variant.name, report: r.report })),
+    runs.map((r) => ({ name: r.variant.name, report: r.report, curves: r.curves })),
   );
   if (groupTable) {
     const path = join(opts.base.out, "report", "groups.md");

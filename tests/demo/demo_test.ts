@@ -29,5 +29,8 @@ gpuTest("the quick demo trains three runs, evaluates them and writes the report"
     ok((await Deno.stat(join(out, f))).size > 0, `${f} written`);
   }
   ok(r.table.includes("hybrid"), "comparison table names the hybrid run");
+  // Each trained run's curves are in the comparison report (and in its own folder).
+  const md = await Deno.readTextFile(join(out, "report/report.md"));
+  for (const run of r.runs) ok(md.includes(`### ${run.name}: training curves`), run.name);
   await Deno.remove(out, { recursive: true });
 });

@@ -121,3 +121,14 @@ Deno.test("report titles name the model or runs and the dataset", async () => {
   equal(renderReport(r, "md").split("\n")[0], `# Retrieval evaluation: ${r.dataset}`);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("comparison reports show each run's training curves when given", () => {
+  const r = fakeReport(0);
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg"><polyline points="0,0 1,1"/></svg>';
+  const runs = [{ name: "untrained", report: r }, { name: "X-Y", report: r, curves: svg }];
+  const md = renderComparison(runs, "md");
+  ok(md.includes(`### X-Y: training curves\n\n${svg}`));
+  ok(!md.includes("untrained: training curves"));
+  const html = renderComparison(runs, "html");
+  ok(html.includes(`<figcaption>X-Y: training curves</figcaption>\n${svg}`));
+});
