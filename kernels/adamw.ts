@@ -31,7 +31,12 @@ const HYPER = {
   bc2_sqrt: "f32",
   eps: "f32",
 } as const;
-const STATE = { param: "read_write", grad: "read", m1: "read_write", m2: "read_write" } as const;
+const STATE = {
+  param: "read_write",
+  grad: "read",
+  m: { access: "read_write", wgsl: "m1" },
+  v: { access: "read_write", wgsl: "m2" },
+} as const;
 const ADAMW = kernels("adamw.wgsl", {
   step: { entries: ["step"], uniforms: HYPER, bindings: STATE },
   stepScaled: {
@@ -117,9 +122,9 @@ export function adamwStep(
   };
   const grid = Gpu.grid(Math.ceil(param.size / 256));
   if (normAndScale) {
-    const tensors = { param, grad, m1: m, m2: v, norm_scale: normAndScale };
+    const tensors = { param, grad, m, v, norm_scale: normAndScale };
     gpu.run(ADAMW.stepScaled, {}, tensors, params, grid);
   } else {
-    gpu.run(ADAMW.step, {}, { param, grad, m1: m, m2: v }, params, grid);
+    gpu.run(ADAMW.step, {}, { param, grad, m, v }, params, grid);
   }
 }

@@ -32,34 +32,48 @@ export interface AttentionDims {
 
 const DIMS = { batch: "u32", seq: "u32", heads: "u32", scale: "f32", groups: "u32" } as const;
 const R = "read", RW = "read_write";
-const V4R = { access: R, type: "vec4f" } as const, V4RW = { access: RW, type: "vec4f" } as const;
-const V2R = { access: R, type: "vec2f" } as const, V2RW = { access: RW, type: "vec2f" } as const;
+/** A binding read through WGSL variable `wgsl` as `type` (the entry points' own variables). */
+const via = (access: typeof R | typeof RW, type: string, wgsl: string) =>
+  ({ access, type, wgsl }) as const;
+/** Template variants the binding test compiles (the smallest head and row counts and larger). */
 const TEST_VARIANTS = [{ d4: 1, rows: 1 }, { d4: 16, rows: 2 }];
 const ATTENTION = kernels("attention.wgsl", {
   forward: {
     entries: ["forward"],
     uniforms: DIMS,
     variants: TEST_VARIANTS,
-    bindings: { fq: V4R, fk: V4R, fv: V4R, fmask: R, fout: V4RW, flse: RW },
+    bindings: {
+      q: via(R, "vec4f", "fq"),
+      k: via(R, "vec4f", "fk"),
+      v: via(R, "vec4f", "fv"),
+      mask: via(R, "f32", "fmask"),
+      out: via(RW, "vec4f", "fout"),
+      lse: via(RW, "f32", "flse"),
+    },
   },
   delta: {
     entries: ["backward_delta"],
     uniforms: DIMS,
     variants: TEST_VARIANTS,
-    bindings: { dl_do: V4R, dl_out: V4R, dl_lse: R, dl_stats: V2RW },
+    bindings: {
+      dOut: via(R, "vec4f", "dl_do"),
+      out: via(R, "vec4f", "dl_out"),
+      lse: via(R, "f32", "dl_lse"),
+      stats: via(RW, "vec2f", "dl_stats"),
+    },
   },
   dq: {
     entries: ["backward_dq"],
     uniforms: DIMS,
     variants: TEST_VARIANTS,
     bindings: {
-      qd_do: V4R,
-      qd_q: V4R,
-      qd_k: V4R,
-      qd_v: V4R,
-      qd_stats: V2R,
-      qd_mask: R,
-      qd_dq: V4RW,
+      dOut: via(R, "vec4f", "qd_do"),
+      q: via(R, "vec4f", "qd_q"),
+      k: via(R, "vec4f", "qd_k"),
+      v: via(R, "vec4f", "qd_v"),
+      stats: via(R, "vec2f", "qd_stats"),
+      mask: via(R, "f32", "qd_mask"),
+      dq: via(RW, "vec4f", "qd_dq"),
     },
   },
   dkdv: {
@@ -67,14 +81,14 @@ const ATTENTION = kernels("attention.wgsl", {
     uniforms: DIMS,
     variants: TEST_VARIANTS,
     bindings: {
-      kv_do: V4R,
-      kv_q: V4R,
-      kv_k: V4R,
-      kv_v: V4R,
-      kv_stats: V2R,
-      kv_mask: R,
-      kv_dk: V4RW,
-      kv_dv: V4RW,
+      dOut: via(R, "vec4f", "kv_do"),
+      q: via(R, "vec4f", "kv_q"),
+      k: via(R, "vec4f", "kv_k"),
+      v: via(R, "vec4f", "kv_v"),
+      stats: via(R, "vec2f", "kv_stats"),
+      mask: via(R, "f32", "kv_mask"),
+      dk: via(RW, "vec4f", "kv_dk"),
+      dv: via(RW, "vec4f", "kv_dv"),
     },
   },
 });
@@ -220,7 +234,7 @@ export function attention(
   gpu.run(
     ATTENTION.forward,
     { constants: { WG: pl.wg }, template: { d4: dims.headDim / 4, rows: pl.rows } },
-    { fq: q, fk: k, fv: v, fmask: mask, fout: out, flse: lse },
+    { q, k, v, mask, out, lse },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );
@@ -276,7 +290,7 @@ export function attentionBackward(
   gpu.run(
     ATTENTION.delta,
     spec(1, 64),
-    { dl_do: dOut, dl_out: out, dl_lse: lse, dl_stats: stats },
+    { dOut, out, lse, stats },
     params(dims, scale, dims.seq),
     Gpu.grid(Math.ceil(rowCount / 64)),
   );
@@ -286,23 +300,14 @@ export function attentionBackward(
   gpu.run(
     ATTENTION.dq,
     spec(pl.rows, pl.wg),
-    { qd_do: dOut, qd_q: q, qd_k: k, qd_v: v, qd_stats: stats, qd_mask: mask, qd_dq: dq },
+    { dOut, q, k, v, stats, mask, dq },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );
   gpu.run(
     ATTENTION.dkdv,
     spec(pl.rows, pl.wg),
-    {
-      kv_do: dOut,
-      kv_q: q,
-      kv_k: k,
-      kv_v: v,
-      kv_stats: stats,
-      kv_mask: mask,
-      kv_dk: dk,
-      kv_dv: dv,
-    },
+    { dOut, q, k, v, stats, mask, dk, dv },
     params(dims, scale, pl.groups),
     pl.workgroups,
   );

@@ -13,12 +13,18 @@ const CAST = kernels("cast.wgsl", {
   toF16: {
     entries: ["to_f16"],
     uniforms: { count: "u32" },
-    bindings: { src32: "read", dst16: { access: "read_write", ...f16Words } },
+    bindings: {
+      src: { access: "read", wgsl: "src32" },
+      dst: { access: "read_write", ...f16Words, wgsl: "dst16" },
+    },
   },
   toF32: {
     entries: ["to_f32"],
     uniforms: { count: "u32" },
-    bindings: { src16: { access: "read", ...f16Words }, dst32: "read_write" },
+    bindings: {
+      src: { access: "read", ...f16Words, wgsl: "src16" },
+      dst: { access: "read_write", wgsl: "dst32" },
+    },
   },
 });
 
@@ -58,7 +64,7 @@ export function castF32ToF16(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
   gpu.run(
     CAST.toF16,
     {},
-    { src32: t, dst16: y },
+    { src: t, dst: y },
     { count: t.size },
     Gpu.grid(Math.ceil(words / 256)),
   );
@@ -85,7 +91,7 @@ export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
   gpu.run(
     CAST.toF32,
     {},
-    { src16: t, dst32: y },
+    { src: t, dst: y },
     { count: t.size },
     Gpu.grid(Math.ceil(words / 256)),
   );

@@ -11,12 +11,16 @@ const GELU = kernels("gelu.wgsl", {
   unary: {
     entries: ["gelu", "tanh_forward"],
     uniforms: { count: "u32" },
-    bindings: { in0: "read", out1: "read_write" },
+    bindings: { x: { access: "read", wgsl: "in0" }, y: { access: "read_write", wgsl: "out1" } },
   },
   binary: {
     entries: ["gelu_backward", "tanh_backward"],
     uniforms: { count: "u32" },
-    bindings: { in0: "read", in1: "read", out2: "read_write" },
+    bindings: {
+      dy: { access: "read", wgsl: "in0" },
+      saved: { access: "read", wgsl: "in1" }, // x for gelu_backward, y for tanh_backward
+      dx: { access: "read_write", wgsl: "out2" },
+    },
   },
 });
 
@@ -28,7 +32,7 @@ function unary(gpu: Gpu, op: string, entry: string, x: Tensor): Tensor {
   checkF32(op, "x", x);
   const y = gpu.alloc(x.shape, "f32", `${op}.y`);
   const grid = Gpu.grid(Math.ceil(x.size / 256));
-  gpu.run(GELU.unary, { entry }, { in0: x, out1: y }, { count: x.size }, grid);
+  gpu.run(GELU.unary, { entry }, { x, y }, { count: x.size }, grid);
   return y;
 }
 
@@ -40,7 +44,7 @@ function binary(gpu: Gpu, op: string, entry: string, dy: Tensor, name: string, v
   }
   const dx = gpu.alloc(v.shape, "f32", `${op}.dx`);
   const grid = Gpu.grid(Math.ceil(v.size / 256));
-  gpu.run(GELU.binary, { entry }, { in0: dy, in1: v, out2: dx }, { count: v.size }, grid);
+  gpu.run(GELU.binary, { entry }, { dy, saved: v, dx }, { count: v.size }, grid);
   return dx;
 }
 

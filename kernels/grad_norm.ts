@@ -14,13 +14,19 @@ const GRAD_NORM = kernels("grad_norm.wgsl", {
     entries: ["partial"],
     uniforms: { count: "u32", slot: "u32" },
     params: "pp",
-    bindings: { pa_grad: "read", pa_partials: "read_write" },
+    bindings: {
+      grad: { access: "read", wgsl: "pa_grad" },
+      partials: { access: "read_write", wgsl: "pa_partials" },
+    },
   },
   finish: {
     entries: ["finish"],
     uniforms: { count: "u32", max_norm: "f32" },
     params: "fp",
-    bindings: { fi_partials: "read", fi_out: "read_write" },
+    bindings: {
+      partials: { access: "read", wgsl: "fi_partials" },
+      out: { access: "read_write", wgsl: "fi_out" },
+    },
   },
 });
 const WG = 256;
@@ -58,13 +64,11 @@ export function gradNorm(gpu: Gpu, grads: Tensor[], maxNorm: number): Tensor {
   const partials = gpu.alloc([Math.max(total, 1)], "f32", "gradNorm.partials");
   let slot = 0;
   grads.forEach((g, i) => {
-    const tensors = { pa_grad: g, pa_partials: partials };
-    gpu.run(GRAD_NORM.partial, {}, tensors, { count: g.size, slot }, [counts[i]]);
+    gpu.run(GRAD_NORM.partial, {}, { grad: g, partials }, { count: g.size, slot }, [counts[i]]);
     slot += counts[i];
   });
   const out = gpu.alloc([2], "f32", "gradNorm.out");
-  const tensors = { fi_partials: partials, fi_out: out };
-  gpu.run(GRAD_NORM.finish, {}, tensors, { count: total, max_norm: maxNorm }, [1]);
+  gpu.run(GRAD_NORM.finish, {}, { partials, out }, { count: total, max_norm: maxNorm }, [1]);
   gpu.release(partials);
   return out;
 }

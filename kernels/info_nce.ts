@@ -27,36 +27,39 @@ const PRM = {
   inv_temp: "f32",
   symmetric: "u32",
 } as const;
+const R = "read", RW = "read_write";
+/** Each entry point has its own WGSL variables (`lg_q`, …) at binding numbers that repeat. */
+const via = (access: typeof R | typeof RW, wgsl: string) => ({ access, wgsl }) as const;
 const INFO_NCE = kernels("info_nce.wgsl", {
   logits: {
     entries: ["logits"],
     uniforms: PRM,
-    bindings: { lg_q: "read", lg_p: "read", lg_out: "read_write" },
+    bindings: { q: via(R, "lg_q"), p: via(R, "lg_p"), logits: via(RW, "lg_out") },
   },
   rowStats: {
     entries: ["row_stats"],
     uniforms: PRM,
-    bindings: { rs_logits: "read", rs_aux: "read_write" },
+    bindings: { logits: via(R, "rs_logits"), aux: via(RW, "rs_aux") },
   },
   finish: {
     entries: ["finish"],
     uniforms: PRM,
-    bindings: { fin_aux: "read", fin_stats: "read_write" },
+    bindings: { aux: via(R, "fin_aux"), stats: via(RW, "fin_stats") },
   },
   gradLogits: {
     entries: ["grad_logits"],
     uniforms: PRM,
-    bindings: { gl_aux: "read", gl_logits: "read_write" },
+    bindings: { aux: via(R, "gl_aux"), logits: via(RW, "gl_logits") },
   },
   gradQ: {
     entries: ["grad_q"],
     uniforms: PRM,
-    bindings: { gq_g: "read", gq_p: "read", gq_dq: "read_write" },
+    bindings: { g: via(R, "gq_g"), p: via(R, "gq_p"), dq: via(RW, "gq_dq") },
   },
   gradP: {
     entries: ["grad_p"],
     uniforms: PRM,
-    bindings: { gp_g: "read", gp_q: "read", gp_dp: "read_write" },
+    bindings: { g: via(R, "gp_g"), q: via(R, "gp_q"), dp: via(RW, "gp_dp") },
   },
 });
 const WG = 256;
@@ -119,30 +122,30 @@ export function infoNce(
   gpu.run(
     K.logits,
     {},
-    { lg_q: q, lg_p: p, lg_out: logits },
+    { q, p, logits },
     prm,
     Gpu.grid(Math.ceil((B * P) / WG)),
   );
-  gpu.run(K.rowStats, {}, { rs_logits: logits, rs_aux: aux }, prm, [sym ? 2 * B : B]);
-  gpu.run(K.finish, {}, { fin_aux: aux, fin_stats: stats }, prm, [1]);
+  gpu.run(K.rowStats, {}, { logits, aux }, prm, [sym ? 2 * B : B]);
+  gpu.run(K.finish, {}, { aux, stats }, prm, [1]);
   gpu.run(
     K.gradLogits,
     {},
-    { gl_aux: aux, gl_logits: logits },
+    { aux, logits },
     prm,
     Gpu.grid(Math.ceil((B * P) / WG)),
   );
   gpu.run(
     K.gradQ,
     {},
-    { gq_g: logits, gq_p: p, gq_dq: dq },
+    { g: logits, p, dq },
     prm,
     Gpu.grid(Math.ceil((B * H) / WG)),
   );
   gpu.run(
     K.gradP,
     {},
-    { gp_g: logits, gp_q: q, gp_dp: dp },
+    { g: logits, q, dp },
     prm,
     Gpu.grid(Math.ceil((P * H) / WG)),
   );

@@ -15,7 +15,12 @@ const L2 = kernels("l2_norm.wgsl", {
   backward: {
     entries: ["backward"],
     uniforms: { rows: "u32", h: "u32" },
-    bindings: { x: "read", b_y: "read", b_norm: "read", b_dx: "read_write" },
+    bindings: {
+      dy: { access: "read", wgsl: "x" },
+      y: { access: "read", wgsl: "b_y" },
+      norm: { access: "read", wgsl: "b_norm" },
+      dx: { access: "read_write", wgsl: "b_dx" },
+    },
   },
 });
 
@@ -80,7 +85,6 @@ export function l2NormalizeBackward(gpu: Gpu, dy: Tensor, y: Tensor, norm: Tenso
   }
   const dx = gpu.alloc(y.shape, "f32", "l2NormalizeBackward.dx");
   const opts = { constants: { WG: workgroupFor(h) } };
-  const tensors = { x: dy, b_y: y, b_norm: norm, b_dx: dx };
-  gpu.run(L2.backward, opts, tensors, { rows, h }, Gpu.grid(rows));
+  gpu.run(L2.backward, opts, { dy, y, norm, dx }, { rows, h }, Gpu.grid(rows));
   return dx;
 }

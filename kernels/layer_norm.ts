@@ -8,8 +8,12 @@ import { Gpu } from "./runtime.ts";
 import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
 
-// `…4` bindings are the vec4f views that the row-per-invocation entries read at the same slots.
-const V4 = { type: "vec4f" } as const;
+// The row-per-invocation entries read the same tensors as vec4f, through other WGSL variables at
+// the same slots (`x4` for `x`, …); the backward entries have their own variables (`b_dy`, …).
+const R = "read", RW = "read_write";
+const v4 = (access: typeof R | typeof RW, wgsl: string) =>
+  ({ access, type: "vec4f", wgsl }) as const;
+const named = (access: typeof R | typeof RW, wgsl: string) => ({ access, wgsl }) as const;
 const FWD = { rows: "u32", n: "u32", eps: "f32" } as const;
 const BACK = { rows: "u32", n: "u32" } as const;
 const PART = { rows: "u32", n: "u32", col_groups: "u32", blocks: "u32" } as const;
@@ -18,53 +22,46 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
   forward: {
     entries: ["forward"],
     uniforms: FWD,
-    bindings: {
-      x: "read",
-      gamma: "read",
-      beta: "read",
-      y: "read_write",
-      mean: "read_write",
-      rstd: "read_write",
-    },
+    bindings: { x: R, gamma: R, beta: R, y: RW, mean: RW, rstd: RW },
   },
   addForward: {
     entries: ["add_forward"],
     uniforms: FWD,
     bindings: {
-      x: "read",
-      gamma: "read",
-      beta: "read",
-      y: "read_write",
-      mean: "read_write",
-      rstd: "read_write",
-      residual: "read",
-      sum_out: "read_write",
+      x: R,
+      gamma: R,
+      beta: R,
+      y: RW,
+      mean: RW,
+      rstd: RW,
+      residual: R,
+      sum: named(RW, "sum_out"),
     },
   },
   forwardRows: {
     entries: ["forward_rows"],
     uniforms: FWD,
     bindings: {
-      x4: { access: "read", ...V4 },
-      gamma4: { access: "read", ...V4 },
-      beta4: { access: "read", ...V4 },
-      y4: { access: "read_write", ...V4 },
-      mean: "read_write",
-      rstd: "read_write",
+      x: v4(R, "x4"),
+      gamma: v4(R, "gamma4"),
+      beta: v4(R, "beta4"),
+      y: v4(RW, "y4"),
+      mean: RW,
+      rstd: RW,
     },
   },
   addForwardRows: {
     entries: ["add_forward_rows"],
     uniforms: FWD,
     bindings: {
-      x4: { access: "read", ...V4 },
-      gamma4: { access: "read", ...V4 },
-      beta4: { access: "read", ...V4 },
-      y4: { access: "read_write", ...V4 },
-      mean: "read_write",
-      rstd: "read_write",
-      residual4: { access: "read", ...V4 },
-      sum4: { access: "read_write", ...V4 },
+      x: v4(R, "x4"),
+      gamma: v4(R, "gamma4"),
+      beta: v4(R, "beta4"),
+      y: v4(RW, "y4"),
+      mean: RW,
+      rstd: RW,
+      residual: v4(R, "residual4"),
+      sum: v4(RW, "sum4"),
     },
   },
   backwardDx: {
@@ -72,12 +69,12 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: BACK,
     params: "bp",
     bindings: {
-      b_dy: "read",
-      b_x: "read",
-      b_mean: "read",
-      b_rstd: "read",
-      b_gamma: "read",
-      b_dx: "read_write",
+      dy: named(R, "b_dy"),
+      x: named(R, "b_x"),
+      mean: named(R, "b_mean"),
+      rstd: named(R, "b_rstd"),
+      gamma: named(R, "b_gamma"),
+      dx: named(RW, "b_dx"),
     },
   },
   backwardDxRows: {
@@ -85,12 +82,12 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: BACK,
     params: "bp",
     bindings: {
-      b_dy4: { access: "read", ...V4 },
-      b_x4: { access: "read", ...V4 },
-      b_mean: "read",
-      b_rstd: "read",
-      b_gamma4: { access: "read", ...V4 },
-      b_dx4: { access: "read_write", ...V4 },
+      dy: v4(R, "b_dy4"),
+      x: v4(R, "b_x4"),
+      mean: named(R, "b_mean"),
+      rstd: named(R, "b_rstd"),
+      gamma: v4(R, "b_gamma4"),
+      dx: v4(RW, "b_dx4"),
     },
   },
   partials: {
@@ -98,11 +95,11 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: PART,
     params: "pp",
     bindings: {
-      p_dy: "read",
-      p_x: "read",
-      p_mean: "read",
-      p_rstd: "read",
-      partial: { access: "read_write", type: "vec2f" },
+      dy: named(R, "p_dy"),
+      x: named(R, "p_x"),
+      mean: named(R, "p_mean"),
+      rstd: named(R, "p_rstd"),
+      partial: { access: RW, type: "vec2f" },
     },
   },
   partials4: {
@@ -110,11 +107,11 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: PART,
     params: "pp",
     bindings: {
-      p_dy4: { access: "read", ...V4 },
-      p_x4: { access: "read", ...V4 },
-      p_mean: "read",
-      p_rstd: "read",
-      partial4: { access: "read_write", ...V4 },
+      dy: v4(R, "p_dy4"),
+      x: v4(R, "p_x4"),
+      mean: named(R, "p_mean"),
+      rstd: named(R, "p_rstd"),
+      partial: v4(RW, "partial4"),
     },
   },
   params: {
@@ -122,9 +119,9 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: FIN,
     params: "fp",
     bindings: {
-      f_partial: { access: "read", type: "vec2f" },
-      f_dgamma: "read_write",
-      f_dbeta: "read_write",
+      partial: { access: R, type: "vec2f", wgsl: "f_partial" },
+      dgamma: named(RW, "f_dgamma"),
+      dbeta: named(RW, "f_dbeta"),
     },
   },
   params4: {
@@ -132,9 +129,9 @@ const LAYER_NORM = kernels("layer_norm.wgsl", {
     uniforms: FIN,
     params: "fp",
     bindings: {
-      f_partial4: { access: "read", ...V4 },
-      f_dgamma4: { access: "read_write", ...V4 },
-      f_dbeta4: { access: "read_write", ...V4 },
+      partial: v4(R, "f_partial4"),
+      dgamma: v4(RW, "f_dgamma4"),
+      dbeta: v4(RW, "f_dbeta4"),
     },
   },
 });
@@ -247,7 +244,7 @@ export function layerNorm(
     gpu.run(
       LAYER_NORM.forwardRows,
       { constants: { WG: g.wg } },
-      { x4: x, gamma4: gamma, beta4: beta, y4: y, mean, rstd },
+      { x, gamma, beta, y, mean, rstd },
       prm,
       g.grid,
     );
@@ -304,7 +301,7 @@ export function addLayerNorm(
     gpu.run(
       LAYER_NORM.addForwardRows,
       { constants: { WG: g.wg } },
-      { x4: x, gamma4: gamma, beta4: beta, y4: y, mean, rstd, residual4: residual, sum4: sum },
+      { x, gamma, beta, y, mean, rstd, residual, sum },
       prm,
       g.grid,
     );
@@ -312,7 +309,7 @@ export function addLayerNorm(
     gpu.run(
       LAYER_NORM.addForward,
       { constants: { WG: workgroupFor(n) } },
-      { x, gamma, beta, y, mean, rstd, residual, sum_out: sum },
+      { x, gamma, beta, y, mean, rstd, residual, sum },
       prm,
       Gpu.grid(rows),
     );
@@ -378,7 +375,7 @@ export function layerNormBackward(
     gpu.run(
       LAYER_NORM.backwardDxRows,
       { constants: { WG: g.wg } },
-      { b_dy4: dy, b_x4: x, b_mean: mean, b_rstd: rstd, b_gamma4: gamma, b_dx4: dx },
+      { dy, x, mean, rstd, gamma, dx },
       { rows, n },
       g.grid,
     );
@@ -386,7 +383,7 @@ export function layerNormBackward(
     gpu.run(
       LAYER_NORM.backwardDx,
       { constants: { WG: workgroupFor(n) } },
-      { b_dy: dy, b_x: x, b_mean: mean, b_rstd: rstd, b_gamma: gamma, b_dx: dx },
+      { dy, x, mean, rstd, gamma, dx },
       { rows, n },
       Gpu.grid(rows),
     );
@@ -399,14 +396,14 @@ export function layerNormBackward(
     gpu.run(
       LAYER_NORM.partials4,
       { constants: { WG: 64 } },
-      { p_dy4: dy, p_x4: x, p_mean: mean, p_rstd: rstd, partial4: partial },
+      { dy, x, mean, rstd, partial },
       { rows, n, col_groups: 0, blocks },
       Gpu.grid(Math.ceil((blocks * n4) / 64)),
     );
     gpu.run(
       LAYER_NORM.params4,
       { constants: { WG: 64 } },
-      { f_partial4: partial, f_dgamma4: dgamma, f_dbeta4: dbeta },
+      { partial, dgamma, dbeta },
       { n, blocks },
       [Math.ceil(n4 / 64)],
     );
@@ -415,14 +412,14 @@ export function layerNormBackward(
     gpu.run(
       LAYER_NORM.partials,
       { constants: { WG: 256 } },
-      { p_dy: dy, p_x: x, p_mean: mean, p_rstd: rstd, partial },
+      { dy, x, mean, rstd, partial },
       { rows, n, col_groups: colGroups, blocks },
       Gpu.grid(colGroups * blocks),
     );
     gpu.run(
       LAYER_NORM.params,
       { constants: { WG: 256 } },
-      { f_partial: partial, f_dgamma: dgamma, f_dbeta: dbeta },
+      { partial, dgamma, dbeta },
       { n, blocks },
       [Math.ceil(n / 256)],
     );

@@ -37,7 +37,7 @@ const RANK = kernels("retrieval_rank.wgsl", {
     entries: ["score"],
     uniforms: PRM,
     variants: [{ ...RANK_T, vec_q: true }, RANK_T],
-    bindings: { queries: VEC_Q, block: VEC_Q, out_scores: "read_write" },
+    bindings: { queries: VEC_Q, block: VEC_Q, out: { access: "read_write", wgsl: "out_scores" } },
   },
   gather: {
     entries: ["gather"],
@@ -107,7 +107,7 @@ function recordScores(gpu: Gpu, queries: Tensor, block: Tensor, out: Tensor, ld:
   gpu.run(
     RANK.score,
     { template: { vec_q: vec, vec_s: false, K: 1, WG: 64, TM: b, TN: b } },
-    { queries, block, out_scores: out },
+    { queries, block, out },
     { nq, nb, h, ld, block_start: 0, q0: 0, first: 0, n: 0 },
     [Math.ceil(nb / (8 * b)), Math.ceil(nq / (8 * b))],
   );

@@ -18,7 +18,11 @@ const SOFTMAX = kernels("softmax.wgsl", {
     entries: ["backward"],
     uniforms: { rows: "u32", cols: "u32" },
     params: "bp",
-    bindings: { b_dy: "read", b_y: "read", b_dx: "read_write" },
+    bindings: {
+      dy: { access: "read", wgsl: "b_dy" },
+      y: { access: "read", wgsl: "b_y" },
+      dx: { access: "read_write", wgsl: "b_dx" },
+    },
   },
 });
 
@@ -102,7 +106,7 @@ export function softmaxBackward(gpu: Gpu, dy: Tensor, y: Tensor): Tensor {
   gpu.run(
     SOFTMAX.backward,
     { constants: { WG: workgroupFor(cols) } },
-    { b_dy: dy, b_y: y, b_dx: dx },
+    { dy, y, dx },
     { rows, cols },
     Gpu.grid(rows),
   );

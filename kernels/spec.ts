@@ -44,6 +44,12 @@ export interface BindingSpec {
   /** Tensor dtypes accepted (default: the scalar type the element type is made of). */
   dtype?: DType | readonly DType[];
   /**
+   * The variable's name in the WGSL when it differs from the binding's name (entry points of one
+   * file that bind other tensors at the same slot need distinct variables, e.g. `b_dy` for the
+   * backward's `dy`).
+   */
+  wgsl?: string;
+  /**
    * May be left out of a dispatch: an entry point or template variant that does not read it (the
    * declaration is still emitted; WGSL drops unused bindings from the pipeline's layout).
    */
@@ -100,6 +106,11 @@ const SCALARS: [RegExp, DType][] = [
   [/^(vec[234]<)?i32>?$|^vec[234]i$|^atomic<i32>$/, "i32"],
 ];
 
+/** The WGSL variable of binding `name`. */
+export function varName(name: string, b: BindingSpec): string {
+  return b.wgsl ?? name;
+}
+
 /** The WGSL element type of binding `b` under `template`. */
 export function elementType(b: BindingSpec, template: TemplateVars = {}): string {
   return typeof b.type === "function" ? b.type(template) : b.type ?? "f32";
@@ -154,6 +165,9 @@ function program<U extends string, B extends string>(
   for (const [b, decl] of Object.entries(d.bindings) as [B, BindingDecl][]) {
     if (!IDENT.test(b)) throw new TypeError(`kernel ${name}: binding "${b}" is not a WGSL name`);
     const spec = typeof decl === "string" ? { access: decl } : decl;
+    if (spec.wgsl !== undefined && !IDENT.test(spec.wgsl)) {
+      throw new TypeError(`kernel ${name}: binding "${b}" has WGSL name "${spec.wgsl}"`);
+    }
     if (spec.access !== "read" && spec.access !== "read_write") {
       throw new TypeError(`kernel ${name}: binding "${b}" has access ${spec.access}`);
     }
@@ -290,9 +304,10 @@ export function generateDeclarations(file: ShaderDecl, template: TemplateVars = 
     }
     Object.entries(k.bindings).forEach(([b, spec], i) => {
       const s = spec as BindingSpec;
+      const v = varName(b, s);
       emit(
-        b,
-        `@group(0) @binding(${i + 1}) var<storage, ${s.access}> ${b}: ` +
+        v,
+        `@group(0) @binding(${i + 1}) var<storage, ${s.access}> ${v}: ` +
           `array<${elementType(s, template)}>;`,
         k,
       );

@@ -21,6 +21,7 @@ import {
   type ShaderDecl,
   structName,
   type TemplateVars,
+  varName,
 } from "../../kernels/spec.ts";
 import { gpuTest } from "../_helpers.ts";
 
@@ -49,7 +50,7 @@ async function problems(
   }
   Object.entries(k.bindings).forEach(([name, b], i) => {
     const s = b as BindingSpec;
-    const line = `@binding(${i + 1}) var<storage, ${s.access}> ${name}: ` +
+    const line = `@binding(${i + 1}) var<storage, ${s.access}> ${varName(name, s)}: ` +
       `array<${elementType(s, template)}>;`;
     if (!code.includes(line)) out.push(`${where}: "${line}" not in the generated WGSL`);
   });
@@ -165,7 +166,8 @@ Deno.test("each .wgsl's // @bindings comment names every declared uniform and bi
     const end = lines.findIndex((l) => !l.startsWith("//"));
     const comment = lines.slice(0, end < 0 ? lines.length : end).join("\n");
     for (const k of file.programs) {
-      for (const n of [...Object.keys(k.uniforms), ...Object.keys(k.bindings)]) {
+      const vars = Object.entries(k.bindings).map(([n, b]) => varName(n, b as BindingSpec));
+      for (const n of [...Object.keys(k.uniforms), ...vars]) {
         ok(new RegExp(`\\b${n}\\b`).test(comment), `${file.shader}: the comment misses ${n}`);
       }
     }
@@ -217,7 +219,8 @@ gpuTest("a planted mistake in a declaration fails the check, naming the binding"
   ok(/mask/.test(misspelled), misspelled);
   // A wrong element type.
   await plant("wrong type", (d) => {
-    d.p2.bindings = { ...d.p2.bindings, b_dy: { access: "read", type: "u32" } };
+    const b = d.p2.bindings as Record<string, BindingSpec>;
+    d.p2.bindings = { ...b, dy: { ...b.dy, type: "u32" } };
   });
   // A binding the entry point does not use (the forward entry never reads a mask).
   const unused = await plant("unused binding", (d) => {
@@ -231,21 +234,19 @@ gpuTest("Gpu.run binds by name and rejects wrong names and dtypes before dispatc
 ) => {
   const [, , back] = shipped("softmax.wgsl").programs;
   const dy = gpu.zeros([2, 4]), y = gpu.zeros([2, 4]), dx = gpu.alloc([2, 4]);
+  const u = { rows: 2, cols: 4 };
   const ids = gpu.zeros([8], "u32");
   await gpu.sync();
   const before = gpu.dispatchCount;
   const run = (t: Record<string, unknown>, u: Record<string, number>, entry?: string) => () =>
     gpu.run(back as Kernel<string, string>, { entry }, t as never, u, [1]);
   const bad: [() => void, RegExp][] = [
-    [run({ b_dy: dy, b_y: y }, { rows: 2, cols: 4 }), /softmax\.wgsl:backward.*"b_dx" is missing/],
-    [
-      run({ b_dy: dy, b_y: y, b_dx: dx, extra: y }, { rows: 2, cols: 4 }),
-      /softmax\.wgsl:backward.*no binding "extra"/,
-    ],
-    [run({ b_dy: ids, b_y: y, b_dx: dx }, { rows: 2, cols: 4 }), /"b_dy" takes f32, got .*u32/],
-    [run({ b_dy: dy, b_y: y, b_dx: dx }, { rows: 2 }), /uniform "cols" is missing/],
-    [run({ b_dy: dy, b_y: y, b_dx: dx }, { rows: 2, cols: 4, rws: 1 }), /no uniform "rws"/],
-    [run({ b_dy: dy, b_y: y, b_dx: dx }, { rows: 2, cols: 4 }, "forward"), /no entry point/],
+    [run({ dy, y }, u), /softmax\.wgsl:backward.*"dx" is missing/],
+    [run({ dy, y, dx, extra: y }, u), /softmax\.wgsl:backward.*no binding "extra"/],
+    [run({ dy: ids, y, dx }, u), /softmax\.wgsl:backward.*"dy" takes f32, got .*u32/],
+    [run({ dy, y, dx }, { rows: 2 }), /uniform "cols" is missing/],
+    [run({ dy, y, dx }, { ...u, rws: 1 }), /no uniform "rws"/],
+    [run({ dy, y, dx }, u, "forward"), /no entry point "forward"/],
   ];
   for (const [f, re] of bad) {
     try {
