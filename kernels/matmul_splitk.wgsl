@@ -1,7 +1,8 @@
 // Split-K reduction: C = alpha·Σ_s P[s] (+ bias[col] with has_bias) (+ C), and with the `gelu`
-// template flag also y = GELU(C). P holds the partial products of matmul.wgsl, [batch·splits, M, N] with the
-// splits of one batch entry adjacent. Each thread owns four consecutive outputs (C is contiguous)
-// and adds the splits in index order, so the result is the same on every run.
+// template flag also y = GELU(C). P holds the partial products of matmul.wgsl,
+// [batch·splits, M, N] with the splits of one batch entry adjacent. Each thread owns four
+// consecutive outputs (C is contiguous) and adds the splits in index order, so the result is the
+// same on every run.
 // @bindings generated from SPLITK in matmul.ts:
 //   p: Params { count: u32 (batch·M·N), mn: u32 (M·N), n: u32 (N; bias index = column),
 //     splits: u32, alpha: f32, accumulate: u32 (1: C += …) }
