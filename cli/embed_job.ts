@@ -8,6 +8,8 @@
 import { writeSafetensors } from "../model/safetensors.ts";
 import { digest, embedInParts, type Shard, shardRange } from "../eval/shards.ts";
 import { GracefulStop } from "./signals.ts";
+import { ensureFreeSpace } from "../util/disk.ts";
+import { dirname, resolve } from "node:path";
 
 /** What {@linkcode runEmbedJob} needs. */
 export interface EmbedJob<T> {
@@ -65,6 +67,7 @@ export async function runEmbedJob<T>(job: EmbedJob<T>): Promise<void> {
       : await job.embed(mine);
     if (stop.signal.aborted) emb = null;
     if (emb) {
+      ensureFreeSpace(dirname(resolve(out)), emb.byteLength + 65536, out);
       await writeSafetensors(out, [{ name: "embeddings", shape: [mine.length, dim], data: emb }], {
         ...metadata,
       });

@@ -15,6 +15,7 @@ import { createHash } from "node:crypto";
 import { exists, writeJsonAtomic } from "../model/atomic_write.ts";
 import { SafetensorsFile, writeSafetensors } from "../model/safetensors.ts";
 import type { EmbedFn } from "./retrieval.ts";
+import { ensureFreeSpace } from "../util/disk.ts";
 
 /** One part of N: `index` in [0, count). */
 export interface Shard {
@@ -121,6 +122,12 @@ export async function embedInParts(
       reused++;
     } else {
       rows = await embedRange(start, end);
+      ensureFreeSpace(
+        dir,
+        rows.byteLength + 65536,
+        `part ${p + 1}/${parts}`,
+        ". The finished parts are kept: free some space and run the same command again",
+      );
       await writeSafetensors(path, [{ name: "embeddings", shape: [end - start, dim], data: rows }]);
       opts.log?.(`part ${p + 1}/${parts}: lines ${start}..${end - 1} → ${path}`);
     }

@@ -140,7 +140,13 @@ seededTest(
       ok(cont && cont[1].endsWith(`--resume ${out}`), r.stdout);
       console.log(`${signal} after ${r.loggedAtSignal} logged steps → checkpoint-${step}`);
 
-      const resumed = await runCli([...trainArgs(`${dir}/model`, out), "--resume", out]);
+      // SIGINT: the printed --resume command; SIGTERM: the same command with --auto-resume, as a
+      // scheduler restarting a preempted job would run it.
+      const resumed = await runCli(
+        signal === "SIGINT"
+          ? [...trainArgs(`${dir}/model`, out), "--resume", out]
+          : [...trainArgs(`${dir}/model`, out), "--auto-resume"],
+      );
       equal(resumed.code, 0, resumed.stderr);
       match(resumed.stdout, new RegExp(`resumed from .*checkpoint-${step} at step ${step}`));
       await assertSameAsReference(out, `${dir}/ref`);
