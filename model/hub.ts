@@ -84,6 +84,7 @@ const COMMIT = /^[0-9a-f]{40}$/;
 const TOKENIZER_FILES = [
   "tokenizer.json",
   "sentencepiece.bpe.model",
+  "vocab.txt", // WordPiece repos that ship no tokenizer.json (older BERTs)
   "tokenizer_config.json",
   "special_tokens_map.json",
 ];
@@ -355,10 +356,11 @@ class HubResolver {
     const tp = layout.transformer ? `${layout.transformer}/` : "";
     const tokenizer = TOKENIZER_FILES.map((f) => tp + f).filter((f) => files.has(f));
     if (this.o.files === "tokenizer") {
-      if (!tokenizer.some((f) => f === "tokenizer.json" || f === "sentencepiece.bpe.model")) {
+      const known = ["tokenizer.json", "sentencepiece.bpe.model", "vocab.txt"].map((f) => tp + f);
+      if (!tokenizer.some((f) => known.includes(f))) {
         throw new HubError(
-          `${this.where} (commit ${commit}): no tokenizer.json or sentencepiece.bpe.model in the ` +
-            `repo`,
+          `${this.where} (commit ${commit}): no tokenizer.json, vocab.txt or ` +
+            `sentencepiece.bpe.model in the repo`,
           "EntryNotFound",
         );
       }

@@ -121,3 +121,37 @@ test("tokenize reads a WordPiece folder (vocab.txt only) and matches the golden 
   deepEqual(got, golden.map((g) => g.input_ids));
   await Deno.remove(dir, { recursive: true });
 });
+
+test("a Hub BERT repo with only vocab.txt (no tokenizer.json) downloads and tokenizes", async () => {
+  const { startHub } = await import("./_hub_server.ts");
+  const { resolveModel } = await import("../model/hub.ts");
+  const { loadTokenizer } = await import("../model/text_tokenizer.ts");
+  const read = (p: string) => Deno.readFile(join(FIX, p));
+  const files: Record<string, Uint8Array> = {
+    "config.json": await read("model/config.json"),
+    "model.safetensors": await read("model/model.safetensors"),
+    "vocab.txt": await read("tokenizer-cased/vocab.txt"),
+    "tokenizer_config.json": await read("tokenizer-cased/tokenizer_config.json"),
+  };
+  const commit = "0123456789abcdef0123456789abcdef01234567";
+  const hub = startHub({ "test-org/bert-vocab-only": { commit, files } });
+  const cache = await Deno.makeTempDir({ prefix: "hf_cache_" });
+  try {
+    for (const what of ["model", "tokenizer"] as const) {
+      const src = await resolveModel("test-org/bert-vocab-only", {
+        endpoint: hub.url,
+        cacheDir: cache,
+        files: what,
+        quiet: true,
+      });
+      const tok = await loadTokenizer(src.dir);
+      equal(tok.kind, "wordpiece");
+      const golden = (await Deno.readTextFile(join(FIX, "golden_subset_cased.jsonl"))).split("\n")
+        .filter((l) => l).slice(0, 20).map((l) => JSON.parse(l));
+      for (const g of golden) deepEqual(tok.encode(g.text), g.input_ids);
+    }
+  } finally {
+    await hub.close();
+    await Deno.remove(cache, { recursive: true });
+  }
+});
