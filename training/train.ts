@@ -333,10 +333,12 @@ export async function train(
         const what = Number.isFinite(s.loss)
           ? `gradient norm (${s.gradNorm})`
           : `loss (${s.loss}; gradient norm ${s.gradNorm})`;
+        const last = (await listCheckpoints(o.out)).at(-1);
         throw new Error(
           `non-finite ${what} at step ${s.step}: the GPU skipped that update, training stopped. ` +
-            `The last good checkpoint is the newest ${join(o.out, "checkpoint-<step>")} ` +
-            `(if any was saved)`,
+            (last
+              ? `The last good checkpoint is in ${last.dir} (step ${last.step}).`
+              : `No checkpoint was saved before it.`),
         );
       }
       metricsBuffer.push(JSON.stringify({

@@ -29,7 +29,7 @@ Deno.test("config.json with wrong types, absurd sizes or bad JSON is refused nam
     [{ hidden_act: "relu" }, /hidden_act "relu" is not supported/],
     [{ layer_norm_eps: 0 }, /layer_norm_eps must be a number in \(0, 1\)/],
     [{ hidden_dropout_prob: 1 }, /hidden_dropout_prob must be a number in \[0, 1\)/],
-    [{ model_type: "bert" }, /model_type "bert"/],
+    [{ model_type: "gpt2" }, /model_type "gpt2" is not supported/],
     [{ position_embedding_type: "relative_key" }, /only "absolute"/],
     [{ hidden_size: 64, num_attention_heads: 5 }, /not divisible by num_attention_heads 5/],
     [{ pad_token_id: 40, vocab_size: 40 }, /pad_token_id 40 is outside vocab_size 40/],

@@ -71,16 +71,16 @@ gpuTest(
         }),
       (e: Error) => {
         match(e.message, /non-finite (loss|gradient norm) \(.*\) at step 2: the GPU skipped that/);
-        match(e.message, /last good checkpoint is in .*run\/checkpoint/);
+        match(e.message, /last good checkpoint is in .*run\/checkpoint-1 \(step 1\)\./);
         return true;
       },
     );
-    const state = JSON.parse(await Deno.readTextFile(`${dir}/run/checkpoint/trainer_state.json`));
+    const state = JSON.parse(await Deno.readTextFile(`${dir}/run/checkpoint-1/trainer_state.json`));
     equal(state.step, 1, "the checkpoint is the one from before the bad step");
     for (const f of ["model.safetensors", "optimizer.safetensors"]) {
       const d = await crypto.subtle.digest(
         "SHA-256",
-        await Deno.readFile(`${dir}/run/checkpoint/${f}`),
+        await Deno.readFile(`${dir}/run/checkpoint-1/${f}`),
       );
       const hex = Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
       equal(hex, state.sha256[f], `${f} matches its recorded SHA-256`);
