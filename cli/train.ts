@@ -5,7 +5,13 @@
  */
 import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
-import { train, type TrainOptions, trainWithAutoResume } from "../training/train.ts";
+import {
+  selectionProblem,
+  train,
+  type TrainOptions,
+  trainWithAutoResume,
+} from "../training/train.ts";
+import { LeakageError } from "../training/validation.ts";
 import { GracefulStop } from "./signals.ts";
 import { parseAlphaSchedule } from "../training/sampler.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
@@ -56,6 +62,12 @@ export const TRAIN_FLAGS = {
   "auto-resume": { type: "boolean" },
   overwrite: { type: "boolean" },
   quiet: { type: "boolean" },
+  val: { type: "string" },
+  "val-fraction": { type: "string" },
+  "val-batches": { type: "string" },
+  "early-stopping-patience": { type: "string" },
+  "select-by": { type: "string" },
+  "strict-leakage": { type: "boolean" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -69,7 +81,14 @@ export function trainOptionsFromFlags(
     throw new UsageError(`${command}: give --steps or --epochs, not both`);
   }
   const alphaSpec = f["alpha-schedule"];
-  return {
+  if (f.val !== undefined && f["val-fraction"] !== undefined) {
+    throw new UsageError(`${command}: give --val or --val-fraction, not both`);
+  }
+  const valFraction = num("val-fraction", 0, 1);
+  if (valFraction === 0 || valFraction === 1) {
+    throw new UsageError(`--val-fraction: must be strictly between 0 and 1`);
+  }
+  const opts: TrainOptions = {
     model: required(command, f, "model"),
     train: required(command, f, "train"),
     out: required(command, f, "out"),
@@ -107,7 +126,22 @@ export function trainOptionsFromFlags(
     gradCacheChunk: int("grad-cache-chunk", 0),
     checkpointing: f.checkpointing === true ? true : undefined,
     quiet: f.quiet === true ? true : undefined,
+    val: f.val as string | undefined,
+    valFraction,
+    valBatches: int("val-batches", 1),
+    earlyStoppingPatience: int("early-stopping-patience", 1),
+    selectBy: choiceFlag(
+      f,
+      "select-by",
+      ["val_loss", "multi_map", "mono_map", "cross_map"] as const,
+    ),
+    strictLeakage: f["strict-leakage"] === true ? true : undefined,
   };
+  if (opts.earlyStoppingPatience !== undefined || opts.selectBy !== undefined) {
+    const problem = selectionProblem(opts);
+    if (problem) throw new UsageError(`${command}: ${problem}`);
+  }
+  return opts;
 }
 
 /** Runs the `train` command. */
@@ -162,6 +196,10 @@ export async function trainCommand(args: string[]): Promise<void> {
     r = f["auto-resume"] === true
       ? await trainWithAutoResume(gpu, run, { createGpu: () => Gpu.create() })
       : await train(gpu, run);
+  } catch (e) {
+    // Refused before anything was written (the lock's release removes a folder it created).
+    if (e instanceof LeakageError) throw new UsageError(`train: ${e.message}`);
+    throw e;
   } finally {
     stop.dispose();
     await lock.release();

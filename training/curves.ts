@@ -15,10 +15,11 @@ export interface MetricPoint {
   accuracy?: number;
 }
 
-/** One `eval.jsonl` line (its mAP). */
+/** One `eval.jsonl` line (its mAP with `--eval`, its validation loss with `--val`). */
 export interface EvalPoint {
   step: number;
-  map: Record<string, number | null>;
+  map?: Record<string, number | null>;
+  val_loss?: number;
 }
 
 const W = 320, H = 170, PAD = { l: 52, r: 10, t: 22, b: 26 };
@@ -105,18 +106,27 @@ function panel(
 export function curvesSvg(metrics: MetricPoint[], evals: EvalPoint[], title: string): string {
   const s = (f: (m: MetricPoint) => number | undefined) =>
     metrics.map((m) => [m.step, f(m) ?? NaN] as [number, number]);
+  const valLoss = evals.filter((e) => typeof e.val_loss === "number")
+    .map((e) => [e.step, e.val_loss!] as [number, number]);
   const panels: [string, { name: string; points: [number, number][] }[]][] = [
-    ["loss", [{ name: "loss", points: s((m) => m.loss) }]],
+    [
+      "loss",
+      [
+        { name: "loss", points: s((m) => m.loss) },
+        ...(valLoss.length ? [{ name: "val", points: valLoss }] : []),
+      ],
+    ],
     ["in-batch accuracy", [{ name: "accuracy", points: s((m) => m.accuracy) }]],
     ["learning rate", [{ name: "lr", points: s((m) => m.lr) }]],
     ["gradient norm", [{ name: "|g|", points: s((m) => m.grad_norm) }]],
   ];
-  if (evals.length > 0) {
+  const mapEvals = evals.filter((e) => e.map);
+  if (mapEvals.length > 0) {
     panels.push([
       "eval mAP",
       ["monolingual", "crosslingual", "multilingual"].map((k) => ({
         name: k.slice(0, 5),
-        points: evals.map((e) => [e.step, e.map[k] ?? NaN] as [number, number]),
+        points: mapEvals.map((e) => [e.step, e.map![k] ?? NaN] as [number, number]),
       })),
     ]);
   }

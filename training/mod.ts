@@ -61,6 +61,15 @@ export {
   trainWithAutoResume,
 } from "./train.ts";
 export { runSweep, type SweepResult, type SweepVariant } from "./sweep.ts";
+export {
+  findLeakage,
+  type Leakage,
+  LeakageError,
+  normaliseText,
+  type SelectBy,
+  splitByFraction,
+  validationBatches,
+} from "./validation.ts";
 export { languageSimilarity } from "./language_similarity.ts";
 export {
   largestBatch,

@@ -30,6 +30,15 @@ import {
   type TrainerOptions,
 } from "./trainer.ts";
 import { languageSimilarity } from "./language_similarity.ts";
+import {
+  guardLeakage,
+  holdOut,
+  isBetter,
+  metricOf,
+  type SelectBy,
+  type ValidationBatch,
+  validationBatches,
+} from "./validation.ts";
 import { ensureFreeSpace } from "../util/disk.ts";
 import { writeRunCard } from "./run_card.ts";
 import { withDense, writeSentenceTransformers } from "../model/sentence_transformers.ts";
@@ -77,6 +86,21 @@ export interface TrainOptions extends Partial<TrainerOptions> {
   stopSignal?: AbortSignal;
   /** How the model card names the base model (e.g. its Hub id); default `model`. */
   modelName?: string;
+  /** Validation items (JSONL or LAReQA folder); the loss on them at the `evalEvery` cadence. */
+  val?: string;
+  /** Hold out this fraction of the training items (whole ids, seeded) as the validation set. */
+  valFraction?: number;
+  /** Validation batches (default: one pass, ceil(validation items / batch size)). */
+  valBatches?: number;
+  /**
+   * Stop after this many evaluations without a better `selectBy` value. Setting it (or
+   * `selectBy`) keeps the best checkpoint and writes it as the run's model, the last under `last/`.
+   */
+  earlyStoppingPatience?: number;
+  /** The metric that picks the best checkpoint (default val_loss with a validation set, else multi_map). */
+  selectBy?: SelectBy;
+  /** Refuse (throw {@linkcode LeakageError}) instead of warning when training overlaps `eval`/`val`. */
+  strictLeakage?: boolean;
 }
 
 /** Called after each read-back with the steps just read. */
@@ -92,6 +116,8 @@ export interface TrainResult {
   evals: { step: number; report: unknown }[];
   /** Set when {@linkcode TrainOptions.stopSignal} ended the run early: the step checkpointed. */
   stopped?: { step: number; checkpoint: string };
+  /** With model selection: the best evaluation (the run's model) and whether patience ran out. */
+  best?: { step: number; metric: SelectBy; value: number; stoppedEarly: boolean };
 }
 
 interface TrainerState {
@@ -101,6 +127,15 @@ interface TrainerState {
   modelFingerprint: string;
   /** SHA-256 (hex) of the checkpoint's files, verified on --resume. */
   sha256?: Record<string, string>;
+  /** Model selection so far: the best evaluation and evaluations since it. */
+  selection?: Selection;
+}
+
+interface Selection {
+  metric: SelectBy;
+  bestStep: number | null;
+  bestValue: number | null;
+  sinceBest: number;
 }
 
 /** Checkpoint files whose content hash trainer_state.json carries. */
@@ -212,7 +247,10 @@ export async function train(
   o.model = modelSource.dir;
   if (o.tokenizer) o.tokenizer = await resolveModelDir(o.tokenizer, { files: "tokenizer" });
   const log = o.quiet ? () => {} : (s: string) => console.log(s);
-  const data: QaDataset = await loadQaData(o.train, { langs: o.langs });
+  const loaded: QaDataset = await loadQaData(o.train, { langs: o.langs });
+  const { data, val } = await holdOut(loaded, o);
+  // Before anything is written: a refused run leaves --out as it was.
+  await guardLeakage(data, val, o);
   const resumeDir = o.resume ? await findCheckpoint(o.resume) : null;
   // Verified before anything is loaded onto the GPU or written to the output directory.
   const resumeState = resumeDir ? await readTrainerState(resumeDir) : null;
@@ -320,6 +358,19 @@ export async function train(
   const pCache = new TokenCache((t) => tokenizer.encode(o.passagePrefix + t, o.maxLength));
   const allStats: StepStats[] = [];
   const evals: { step: number; report: unknown }[] = [];
+  // Validation: fixed batches of the held-out items, scored at the eval cadence without updating.
+  const valBatches: ValidationBatch[] | null = val
+    ? validationBatches(val, {
+      ...samplerOpts,
+      count: o.valBatches,
+      hardNegatives: o.hardNegatives,
+      query: (t) => qCache.get(t),
+      passage: (t) => pCache.get(t),
+    })
+    : null;
+  // Model selection (early stopping or --select-by): resumed from the checkpoint's state.
+  const selection: Selection | null = selectionOf(o, val !== null, resumeState?.selection);
+  let lastEvalStep = -1;
   let pairs = 0, tokens = 0;
   const t0 = performance.now();
   let metricsBuffer: string[] = [];
@@ -367,10 +418,38 @@ export async function train(
   };
 
   const runEval = async (step: number) => {
-    if (!o.eval) return;
+    if (!o.eval && !valBatches) return;
+    lastEvalStep = step;
+    const line: Record<string, unknown> = { step };
+    if (valBatches) {
+      const r = await trainer.evaluateLoss(valBatches);
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      line.val_loss = mean(r.map((x) => x.loss));
+      line.val_accuracy = mean(r.map((x) => x.accuracy));
+      line.val_batches = r.length;
+      line.val_pairs = valBatches.reduce((n, b) => n + b.queries.length, 0);
+      log(
+        `validation @${step}: loss ${(line.val_loss as number).toFixed(4)} ` +
+          `acc ${(line.val_accuracy as number).toFixed(3)} (${r.length} batches)`,
+      );
+    }
+    if (o.eval) Object.assign(line, await evalReport(step));
+    if (selection) {
+      const v = metricOf(selection.metric, line);
+      if (v !== null && isBetter(selection.metric, v, selection.bestValue)) {
+        selection.bestStep = step;
+        selection.bestValue = v;
+        selection.sinceBest = 0;
+      } else selection.sinceBest++;
+    }
+    await Deno.writeTextFile(join(o.out, "eval.jsonl"), JSON.stringify(line) + "\n", {
+      append: true,
+    });
+  };
+  const evalReport = async (step: number): Promise<object> => {
     const { evaluateLareqa } = await import("../eval/retrieval.ts");
     const { loadLareqa } = await import("../eval/lareqa.ts");
-    const set = await loadLareqa(o.eval, { limitQuestions: o.evalLimitQuestions });
+    const set = await loadLareqa(o.eval!, { limitQuestions: o.evalLimitQuestions });
     // Scored as the model was trained: questions and passages with the training prefixes.
     const report = await evaluateLareqa(
       gpu,
@@ -390,11 +469,7 @@ export async function train(
       `eval @${step}: mono ${m.monolingual.toFixed(3)} cross ${m.crosslingual.toFixed(3)} ` +
         `multi ${m.multilingual.toFixed(3)}`,
     );
-    await Deno.writeTextFile(
-      join(o.out, "eval.jsonl"),
-      JSON.stringify({ step, ...(report as object) }) + "\n",
-      { append: true },
-    );
+    return report as object;
   };
 
   const checkpoint = (step: number) =>
@@ -407,9 +482,11 @@ export async function train(
         sampler: sampler.state(),
         options: runOptions,
         modelFingerprint: fingerprint(config),
+        ...(selection ? { selection: { ...selection } } : {}),
       },
       tokenizerSource,
       o.saveTotalLimit ?? 1,
+      selection?.bestStep,
     );
 
   log(
@@ -419,6 +496,7 @@ export async function train(
       }, batch ${o.batchSize}, ` +
       `${totalSteps} steps`,
   );
+  let endStep = totalSteps;
   for (let step = startStep + 1; step <= totalSteps; step++) {
     const batch: Batch = sampler.next();
     const qs: number[][] = [], ps: number[][] = [], negs: number[][] = [];
@@ -468,8 +546,25 @@ export async function train(
       );
     }
     let saved: string | null = null;
+    // Evaluated before this step's checkpoint, so that the checkpoint holds the selection state.
+    const evalNow = (o.eval || valBatches) && o.evalEvery && step % o.evalEvery === 0 && !last;
+    if (evalNow) await runEval(step);
     if (o.saveEvery && step % o.saveEvery === 0 && !last) saved = await checkpoint(step);
-    if (o.eval && o.evalEvery && step % o.evalEvery === 0 && !last) await runEval(step);
+    // The best evaluation so far has its checkpoint: it becomes the run's model.
+    if (evalNow && selection?.bestStep === step && !saved) saved = await checkpoint(step);
+    if (
+      evalNow && selection && o.earlyStoppingPatience !== undefined &&
+      selection.sinceBest >= o.earlyStoppingPatience
+    ) {
+      if (!collected) await flushLogs(await trainer.collect());
+      log(
+        `early stopping at step ${step}: ${selection.metric} did not improve in ` +
+          `${selection.sinceBest} evaluations (best ${selection.bestValue} at step ` +
+          `${selection.bestStep})`,
+      );
+      endStep = step;
+      break;
+    }
     if (!last && o.stopSignal?.aborted) {
       // Graceful stop: this step is complete; its logs and a checkpoint make it resumable.
       if (!collected) await flushLogs(await trainer.collect());
@@ -490,28 +585,61 @@ export async function train(
   }
   const secs = (performance.now() - t0) / 1000;
 
+  // With model selection the last weights are evaluated too, before the final checkpoint.
+  const evalAtEnd = (o.eval !== undefined || valBatches !== null) && lastEvalStep !== endStep;
+  if (selection && evalAtEnd) await runEval(endStep);
+
   // Final model: a Hugging Face directory that embed, eval and PyTorch load.
   ensureFreeSpace(
     o.out,
-    safetensorsBytes([...encoder.params.byName.values()]),
+    safetensorsBytes([...encoder.params.byName.values()]) * (selection ? 2 : 1),
     "the final model",
     `. Free some space and finish with --resume ${o.out}`,
   );
+  if (selection) {
+    // The last weights under last/, the best ones as the run's model.
+    const lastDir = join(o.out, "last");
+    await Deno.mkdir(lastDir, { recursive: true });
+    await encoder.params.save(join(lastDir, "model.safetensors"));
+    await writeJsonAtomic(join(lastDir, "config.json"), configToJson(config));
+    await copyTokenizerFiles(tokenizerSource, lastDir);
+  }
+  await checkpoint(endStep);
+  if (selection?.bestStep != null && selection.bestStep !== endStep) {
+    const best = join(o.out, `checkpoint-${selection.bestStep}`, "model.safetensors");
+    await loadTransformerWeights(encoder, best);
+    log(`best ${selection.metric} ${selection.bestValue} at step ${selection.bestStep}: ${best}`);
+  }
   await encoder.params.save(join(o.out, "model.safetensors"));
   await writeJsonAtomic(join(o.out, "config.json"), configToJson(config));
   await copyTokenizerFiles(tokenizerSource, o.out);
-  await checkpoint(totalSteps);
-  if (o.eval) await runEval(totalSteps);
+  if (!selection && evalAtEnd) await runEval(endStep);
   const result: TrainResult = {
-    steps: totalSteps,
+    steps: endStep,
     stats: allStats,
     outDir: o.out,
     pairsPerSecond: pairs / secs,
     tokensPerSecond: tokens / secs,
     evals,
+    best: selection?.bestStep != null
+      ? {
+        step: selection.bestStep,
+        metric: selection.metric,
+        value: selection.bestValue!,
+        stoppedEarly: endStep < totalSteps,
+      }
+      : undefined,
   };
   await writeJsonAtomic(join(o.out, "train_summary.json"), {
-    steps: totalSteps,
+    steps: endStep,
+    ...(result.best
+      ? {
+        best_step: result.best.step,
+        select_by: result.best.metric,
+        best_value: result.best.value,
+        stopped_early: result.best.stoppedEarly,
+      }
+      : {}),
     seconds: secs,
     pairs_per_second: result.pairsPerSecond,
     tokens_per_second: result.tokensPerSecond,
@@ -520,7 +648,7 @@ export async function train(
     options: runOptions,
   });
   // The run folder is also a sentence-transformers model (pooling, prompts) with a model card.
-  const lastEval = evals.at(-1) as
+  const lastEval = (evals.findLast((e) => e.step === result.best?.step) ?? evals.at(-1)) as
     | { step: number; report: { dataset?: string; map: Record<string, number | null> } }
     | undefined;
   await writeRunCard(o.out, {
@@ -535,7 +663,7 @@ export async function train(
     languages: data.languages,
     sampler: o.sampler,
     alpha: o.sampler === "hybrid" || o.sampler === "lang-sim" ? o.alpha : undefined,
-    steps: totalSteps,
+    steps: endStep,
     batchSize: o.batchSize,
     lr: o.lr,
     temperature: trainerOptions.temperature,
@@ -547,6 +675,55 @@ export async function train(
   trainer.release();
   encoder.release();
   return result;
+}
+
+/** The selection state of a run that selects (early stopping or `selectBy`), else null. */
+function selectionOf(
+  o: TrainOptions,
+  hasVal: boolean,
+  resumed: Selection | undefined,
+): Selection | null {
+  if (o.earlyStoppingPatience === undefined && o.selectBy === undefined) return null;
+  const metric: SelectBy = o.selectBy ?? (hasVal ? "val_loss" : "multi_map");
+  const problem = selectionProblem({ ...o, selectBy: metric });
+  if (problem) throw new RangeError(problem);
+  if (resumed && resumed.metric === metric) return { ...resumed };
+  return { metric, bestStep: null, bestValue: null, sinceBest: 0 };
+}
+
+/**
+ * Why these selection options cannot work (naming the flags), or null: `val_loss` needs
+ * `--val`/`--val-fraction`, a mAP needs `--eval`, early stopping needs `--eval-every`.
+ */
+export function selectionProblem(o: TrainOptions): string | null {
+  const metric = o.selectBy ?? (o.val || o.valFraction !== undefined ? "val_loss" : "multi_map");
+  if (metric === "val_loss" && o.val === undefined && o.valFraction === undefined) {
+    return "--select-by val_loss needs --val FILE or --val-fraction F";
+  }
+  if (metric !== "val_loss" && o.eval === undefined) {
+    return `--select-by ${metric} needs --eval DIR` +
+      (o.selectBy === undefined ? " (or --val/--val-fraction for val_loss)" : "");
+  }
+  if (o.earlyStoppingPatience !== undefined && !o.evalEvery) {
+    return "--early-stopping-patience needs --eval-every N";
+  }
+  return null;
+}
+
+/** Uploads a checkpoint's transformer weights into the encoder's parameters (not a Dense head). */
+async function loadTransformerWeights(encoder: Encoder, path: string): Promise<void> {
+  const file = await SafetensorsFile.open(path);
+  try {
+    for (const p of encoder.params.list()) {
+      if (p.name.startsWith("head.")) continue;
+      if (!file.tensors.has(p.name)) throw new Error(`${path}: lacks ${p.name}`);
+      const data = await file.readF32(p.name);
+      assertFinite(data, path, p.name);
+      encoder.params.upload(p.name, data);
+    }
+  } finally {
+    file.close();
+  }
 }
 
 /** Bytes of a model.safetensors holding these parameters (data plus a generous header bound). */
@@ -596,6 +773,7 @@ async function saveCheckpoint(
   state: TrainerState,
   tokenizerDir: string,
   keep: number,
+  protect?: number | null,
 ): Promise<string> {
   const final = join(out, `checkpoint-${state.step}`);
   // Directories left by a run killed mid-write are incomplete by construction: drop them.
@@ -644,8 +822,9 @@ async function saveCheckpoint(
     await Deno.rename(tmp, final);
   }
   const all = await listCheckpoints(out);
+  // The newest `keep`, and the best one of model selection (`protect`) wherever it lies.
   for (const c of all.slice(0, Math.max(0, all.length - keep))) {
-    await Deno.remove(c.dir, { recursive: true });
+    if (c.step !== protect) await Deno.remove(c.dir, { recursive: true });
   }
   for (const legacy of ["checkpoint", "checkpoint.old"]) {
     await Deno.remove(join(out, legacy), { recursive: true }).catch(() => {});

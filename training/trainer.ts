@@ -278,6 +278,48 @@ export class Trainer {
     }
   }
 
+  /**
+   * The loss and in-batch accuracy of each batch under the current parameters, exactly as
+   * {@linkcode Trainer.step} computes them (same pooling, temperature, symmetric loss, head,
+   * GradCache chunking), but forward only: no activations kept, gradients, moments and the step
+   * count untouched. One read-back for all batches (validation loss).
+   */
+  async evaluateLoss(
+    batches: { queries: number[][]; passages: number[][] }[],
+  ): Promise<{ loss: number; accuracy: number }[]> {
+    const gpu = this.gpu, o = this.options, c = this.params.config;
+    const stats: Tensor[] = [];
+    const embed = (seqs: number[][]) => {
+      const batch = makeTokenBatch(seqs, c);
+      return o.gradCacheChunk > 0
+        ? this.embedInChunks(batch, o.gradCacheChunk)
+        : this.model.forward(batch, o.pooling, false, false, o.head).pooled;
+    };
+    try {
+      for (const b of batches) {
+        if (b.queries.length === 0 || b.passages.length < b.queries.length) {
+          throw new RangeError(
+            `evaluateLoss: ${b.queries.length} queries need at least as many passages ` +
+              `(got ${b.passages.length})`,
+          );
+        }
+        const q = embed(b.queries), p = embed(b.passages);
+        const qn = l2Normalize(gpu, q), pn = l2Normalize(gpu, p);
+        const loss = infoNce(gpu, qn.y, pn.y, {
+          temperature: o.temperature,
+          symmetric: o.symmetric,
+        });
+        gpu.release(q, p, qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
+        stats.push(loss.stats);
+        gpu.flush();
+      }
+      const values = await gpu.readMany(stats);
+      return values.map((v) => ({ loss: v[0], accuracy: v[1] }));
+    } finally {
+      gpu.release(...stats);
+    }
+  }
+
   /** Reads back the statistics of every step since the last call (one wait). */
   async collect(): Promise<StepStats[]> {
     if (this.pending.length === 0) return [];
