@@ -285,33 +285,34 @@ export function attentionBackward(
     template: { d4: dims.headDim / 4, rows },
   });
   // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
-  const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
-  const rowCount = dims.batch * dims.heads * dims.seq;
-  gpu.run(
-    ATTENTION.delta,
-    spec(1, 64),
-    { dOut, out, lse, stats },
-    params(dims, scale, dims.seq),
-    Gpu.grid(Math.ceil(rowCount / 64)),
-  );
-  const dq = gpu.alloc(q.shape, "f32", "attention.dq");
-  const dk = gpu.alloc(k.shape, "f32", "attention.dk");
-  const dv = gpu.alloc(v.shape, "f32", "attention.dv");
-  gpu.run(
-    ATTENTION.dq,
-    spec(pl.rows, pl.wg),
-    { dOut, q, k, v, stats, mask, dq },
-    params(dims, scale, pl.groups),
-    pl.workgroups,
-  );
-  gpu.run(
-    ATTENTION.dkdv,
-    spec(pl.rows, pl.wg),
-    { dOut, q, k, v, stats, mask, dk, dv },
-    params(dims, scale, pl.groups),
-    pl.workgroups,
-  );
-  // Later dispatches in the same pass run after these, so the pool may hand it out again now.
-  gpu.release(stats);
-  return { dq, dk, dv };
+  return gpu.scope(() => {
+    const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
+    const rowCount = dims.batch * dims.heads * dims.seq;
+    gpu.run(
+      ATTENTION.delta,
+      spec(1, 64),
+      { dOut, out, lse, stats },
+      params(dims, scale, dims.seq),
+      Gpu.grid(Math.ceil(rowCount / 64)),
+    );
+    const dq = gpu.alloc(q.shape, "f32", "attention.dq");
+    const dk = gpu.alloc(k.shape, "f32", "attention.dk");
+    const dv = gpu.alloc(v.shape, "f32", "attention.dv");
+    gpu.run(
+      ATTENTION.dq,
+      spec(pl.rows, pl.wg),
+      { dOut, q, k, v, stats, mask, dq },
+      params(dims, scale, pl.groups),
+      pl.workgroups,
+    );
+    gpu.run(
+      ATTENTION.dkdv,
+      spec(pl.rows, pl.wg),
+      { dOut, q, k, v, stats, mask, dk, dv },
+      params(dims, scale, pl.groups),
+      pl.workgroups,
+    );
+    // Later dispatches in the same pass run after these, so the pool may hand it out again now.
+    return { dq, dk, dv };
+  }, "attentionBackward");
 }

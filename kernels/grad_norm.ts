@@ -61,14 +61,15 @@ export function gradNorm(gpu: Gpu, grads: Tensor[], maxNorm: number): Tensor {
   }
   const counts = grads.map((g) => Math.min(Math.ceil(g.size / WG), MAX_PARTIALS));
   const total = counts.reduce((a, b) => a + b, 0);
-  const partials = gpu.alloc([Math.max(total, 1)], "f32", "gradNorm.partials");
-  let slot = 0;
-  grads.forEach((g, i) => {
-    gpu.run(GRAD_NORM.partial, {}, { grad: g, partials }, { count: g.size, slot }, [counts[i]]);
-    slot += counts[i];
-  });
-  const out = gpu.alloc([2], "f32", "gradNorm.out");
-  gpu.run(GRAD_NORM.finish, {}, { partials, out }, { count: total, max_norm: maxNorm }, [1]);
-  gpu.release(partials);
-  return out;
+  return gpu.scope(() => {
+    const partials = gpu.alloc([Math.max(total, 1)], "f32", "gradNorm.partials");
+    let slot = 0;
+    grads.forEach((g, i) => {
+      gpu.run(GRAD_NORM.partial, {}, { grad: g, partials }, { count: g.size, slot }, [counts[i]]);
+      slot += counts[i];
+    });
+    const out = gpu.alloc([2], "f32", "gradNorm.out");
+    gpu.run(GRAD_NORM.finish, {}, { partials, out }, { count: total, max_norm: maxNorm }, [1]);
+    return out;
+  }, "gradNorm");
 }

@@ -112,43 +112,44 @@ export function infoNce(
   const [B, H] = q.shape, P = p.shape[0];
   const sym = opts.symmetric ? 1 : 0;
   const prm = { batch: B, passages: P, hidden: H, inv_temp: 1 / opts.temperature, symmetric: sym };
-  const logits = gpu.alloc([B, P], "f32", "infoNce.logits");
-  const aux = gpu.alloc([5, B], "f32", "infoNce.aux");
-  const stats = gpu.alloc([2], "f32", "infoNce.stats");
-  const dq = gpu.alloc([B, H], "f32", "infoNce.dq");
-  const dp = gpu.alloc([P, H], "f32", "infoNce.dp");
-  if (!sym) gpu.fill(aux, 0); // column rows stay unused; keep them defined
-  const K = INFO_NCE;
-  gpu.run(
-    K.logits,
-    {},
-    { q, p, logits },
-    prm,
-    Gpu.grid(Math.ceil((B * P) / WG)),
-  );
-  gpu.run(K.rowStats, {}, { logits, aux }, prm, [sym ? 2 * B : B]);
-  gpu.run(K.finish, {}, { aux, stats }, prm, [1]);
-  gpu.run(
-    K.gradLogits,
-    {},
-    { aux, logits },
-    prm,
-    Gpu.grid(Math.ceil((B * P) / WG)),
-  );
-  gpu.run(
-    K.gradQ,
-    {},
-    { g: logits, p, dq },
-    prm,
-    Gpu.grid(Math.ceil((B * H) / WG)),
-  );
-  gpu.run(
-    K.gradP,
-    {},
-    { g: logits, q, dp },
-    prm,
-    Gpu.grid(Math.ceil((P * H) / WG)),
-  );
-  gpu.release(logits, aux);
-  return { stats, dq, dp };
+  return gpu.scope(() => {
+    const logits = gpu.alloc([B, P], "f32", "infoNce.logits");
+    const aux = gpu.alloc([5, B], "f32", "infoNce.aux");
+    const stats = gpu.alloc([2], "f32", "infoNce.stats");
+    const dq = gpu.alloc([B, H], "f32", "infoNce.dq");
+    const dp = gpu.alloc([P, H], "f32", "infoNce.dp");
+    if (!sym) gpu.fill(aux, 0); // column rows stay unused; keep them defined
+    const K = INFO_NCE;
+    gpu.run(
+      K.logits,
+      {},
+      { q, p, logits },
+      prm,
+      Gpu.grid(Math.ceil((B * P) / WG)),
+    );
+    gpu.run(K.rowStats, {}, { logits, aux }, prm, [sym ? 2 * B : B]);
+    gpu.run(K.finish, {}, { aux, stats }, prm, [1]);
+    gpu.run(
+      K.gradLogits,
+      {},
+      { aux, logits },
+      prm,
+      Gpu.grid(Math.ceil((B * P) / WG)),
+    );
+    gpu.run(
+      K.gradQ,
+      {},
+      { g: logits, p, dq },
+      prm,
+      Gpu.grid(Math.ceil((B * H) / WG)),
+    );
+    gpu.run(
+      K.gradP,
+      {},
+      { g: logits, q, dp },
+      prm,
+      Gpu.grid(Math.ceil((P * H) / WG)),
+    );
+    return { stats, dq, dp };
+  }, "infoNce");
 }

@@ -389,42 +389,43 @@ export function layerNormBackward(
     );
   }
   const blocks = Math.ceil(rows / ROW_BLOCK);
-  const partial = gpu.alloc([blocks, n, 2], "f32", "layerNormBackward.partial");
-  if (n % 4 === 0) {
-    // Four columns per invocation, the same order of additions per column.
-    const n4 = n / 4;
-    gpu.run(
-      LAYER_NORM.partials4,
-      { constants: { WG: 64 } },
-      { dy, x, mean, rstd, partial },
-      { rows, n, col_groups: 0, blocks },
-      Gpu.grid(Math.ceil((blocks * n4) / 64)),
-    );
-    gpu.run(
-      LAYER_NORM.params4,
-      { constants: { WG: 64 } },
-      { partial, dgamma, dbeta },
-      { n, blocks },
-      [Math.ceil(n4 / 64)],
-    );
-  } else {
-    const colGroups = Math.ceil(n / 256);
-    gpu.run(
-      LAYER_NORM.partials,
-      { constants: { WG: 256 } },
-      { dy, x, mean, rstd, partial },
-      { rows, n, col_groups: colGroups, blocks },
-      Gpu.grid(colGroups * blocks),
-    );
-    gpu.run(
-      LAYER_NORM.params,
-      { constants: { WG: 256 } },
-      { partial, dgamma, dbeta },
-      { n, blocks },
-      [Math.ceil(n / 256)],
-    );
-  }
-  // Dispatches run in recording order, so the buffer can go back to the pool now.
-  gpu.release(partial);
-  return dx;
+  return gpu.scope(() => {
+    const partial = gpu.alloc([blocks, n, 2], "f32", "layerNormBackward.partial");
+    if (n % 4 === 0) {
+      // Four columns per invocation, the same order of additions per column.
+      const n4 = n / 4;
+      gpu.run(
+        LAYER_NORM.partials4,
+        { constants: { WG: 64 } },
+        { dy, x, mean, rstd, partial },
+        { rows, n, col_groups: 0, blocks },
+        Gpu.grid(Math.ceil((blocks * n4) / 64)),
+      );
+      gpu.run(
+        LAYER_NORM.params4,
+        { constants: { WG: 64 } },
+        { partial, dgamma, dbeta },
+        { n, blocks },
+        [Math.ceil(n4 / 64)],
+      );
+    } else {
+      const colGroups = Math.ceil(n / 256);
+      gpu.run(
+        LAYER_NORM.partials,
+        { constants: { WG: 256 } },
+        { dy, x, mean, rstd, partial },
+        { rows, n, col_groups: colGroups, blocks },
+        Gpu.grid(colGroups * blocks),
+      );
+      gpu.run(
+        LAYER_NORM.params,
+        { constants: { WG: 256 } },
+        { partial, dgamma, dbeta },
+        { n, blocks },
+        [Math.ceil(n / 256)],
+      );
+    }
+    // Dispatches run in recording order, so the buffer can go back to the pool now.
+    return dx;
+  }, "layerNormBackward");
 }

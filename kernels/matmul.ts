@@ -342,57 +342,59 @@ function gemm(gpu: Gpu, g: Gemm): void {
   const gelu = g.gelu ?? null;
   const direct = splits === 1;
   // Split-K: the tiles write partial products (alpha, bias, accumulate and GELU come after the sum).
-  const part = direct ? g.out : gpu.alloc([wz, g.m, g.n], "f32", "matmul.partial");
-  const bias = g.bias;
-  gpu.run(
-    MATMUL,
-    {
-      constants: { WX: t.WX, WY: t.WY, BK: t.BK, TRANS_A: +g.transA, TRANS_B: +g.transB },
-      template: {
-        vec_a: vecA,
-        vec_b: vecB,
-        tm4: t.TM4,
-        tn4: t.TN4,
-        enable_f16: f16,
-        a_t: g.a.dtype,
-        b_t: g.b.dtype,
-        w_t: f16 && switches.f16Math ? "f16" : "f32",
-        has_bias: direct && !!bias,
-        gelu: direct && !!gelu,
+  // Split-K's partial products are released when the scope ends.
+  gpu.scope(() => {
+    const part = direct ? g.out : gpu.alloc([wz, g.m, g.n], "f32", "matmul.partial");
+    const bias = g.bias;
+    gpu.run(
+      MATMUL,
+      {
+        constants: { WX: t.WX, WY: t.WY, BK: t.BK, TRANS_A: +g.transA, TRANS_B: +g.transB },
+        template: {
+          vec_a: vecA,
+          vec_b: vecB,
+          tm4: t.TM4,
+          tn4: t.TN4,
+          enable_f16: f16,
+          a_t: g.a.dtype,
+          b_t: g.b.dtype,
+          w_t: f16 && switches.f16Math ? "f16" : "f32",
+          has_bias: direct && !!bias,
+          gelu: direct && !!gelu,
+        },
       },
-    },
-    { a: g.a, b: g.b, c: part, bias: direct ? bias : null, y: direct ? gelu : null },
-    {
-      M: g.m,
-      N: g.n,
-      K: g.k,
-      strideA: g.batch === 1 ? 0 : g.m * g.k,
-      strideB: g.batch === 1 ? 0 : g.k * g.n,
-      strideC: wz === 1 ? 0 : mn,
-      alpha: direct ? g.alpha : 1,
-      accumulate: direct && g.accumulate ? 1 : 0,
-      kChunk,
-      splits,
-    },
-    [wx, wy, wz],
-  );
-  if (direct) return;
-  const count = g.batch * mn;
-  gpu.run(
-    SPLITK,
-    { template: { gelu: !!gelu, has_bias: !!bias } },
-    { part, c: g.out, bias, y: gelu },
-    {
-      count,
-      mn,
-      n: g.n,
-      splits,
-      alpha: g.alpha,
-      accumulate: g.accumulate ? 1 : 0,
-    },
-    Gpu.grid(Math.ceil(count / 1024)),
-  );
-  gpu.release(part);
+      { a: g.a, b: g.b, c: part, bias: direct ? bias : null, y: direct ? gelu : null },
+      {
+        M: g.m,
+        N: g.n,
+        K: g.k,
+        strideA: g.batch === 1 ? 0 : g.m * g.k,
+        strideB: g.batch === 1 ? 0 : g.k * g.n,
+        strideC: wz === 1 ? 0 : mn,
+        alpha: direct ? g.alpha : 1,
+        accumulate: direct && g.accumulate ? 1 : 0,
+        kChunk,
+        splits,
+      },
+      [wx, wy, wz],
+    );
+    if (direct) return;
+    const count = g.batch * mn;
+    gpu.run(
+      SPLITK,
+      { template: { gelu: !!gelu, has_bias: !!bias } },
+      { part, c: g.out, bias, y: gelu },
+      {
+        count,
+        mn,
+        n: g.n,
+        splits,
+        alpha: g.alpha,
+        accumulate: g.accumulate ? 1 : 0,
+      },
+      Gpu.grid(Math.ceil(count / 1024)),
+    );
+  }, "matmul");
 }
 
 function describe(t: Tensor): string {

@@ -51,33 +51,34 @@ function reduce(
   }
   const total = x.size;
   let src = x, n = total, sq = square;
-  const temps: Tensor[] = [];
-  while (n > TREE) {
-    const nOut = Math.ceil(n / (CHUNK * LANES)) * LANES;
-    const dst = gpu.alloc([nOut], "f32", `${op}.partials`);
+  return gpu.scope(() => {
+    const temps: Tensor[] = [];
+    while (n > TREE) {
+      const nOut = Math.ceil(n / (CHUNK * LANES)) * LANES;
+      const dst = gpu.alloc([nOut], "f32", `${op}.partials`);
+      gpu.run(
+        REDUCE.level,
+        { constants: { WG: wg } },
+        { x: src, out: dst },
+        { n, n_out: nOut, square: sq ? 1 : 0 },
+        Gpu.grid(Math.ceil(nOut / wg)),
+      );
+      temps.push(dst);
+      src = dst;
+      n = nOut;
+      sq = false;
+    }
+    const out = gpu.alloc([1], "f32", `${op}.out`);
     gpu.run(
-      REDUCE.level,
+      REDUCE.tree,
       { constants: { WG: wg } },
-      { x: src, out: dst },
-      { n, n_out: nOut, square: sq ? 1 : 0 },
-      Gpu.grid(Math.ceil(nOut / wg)),
+      { x: src, out },
+      { n, square: sq ? 1 : 0, divisor: divide ? total : 1 },
+      [1],
     );
-    temps.push(dst);
-    src = dst;
-    n = nOut;
-    sq = false;
-  }
-  const out = gpu.alloc([1], "f32", `${op}.out`);
-  gpu.run(
-    REDUCE.tree,
-    { constants: { WG: wg } },
-    { x: src, out },
-    { n, square: sq ? 1 : 0, divisor: divide ? total : 1 },
-    [1],
-  );
-  // Dispatches run in recording order, so the partials can go back to the pool now.
-  gpu.release(...temps);
-  return out;
+    // Dispatches run in recording order, so the partials can go back to the pool now.
+    return out;
+  }, "reduce");
 }
 
 /**

@@ -8,7 +8,7 @@
  * dispatches per flush and read results back rarely.
  * @module
  */
-import { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
+import { type Allocation, type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 import { loadShader } from "./shader.ts";
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -17,7 +17,11 @@ import { type MatmulSwitches, matmulSwitches } from "./options.ts";
 
 /** Options of {@linkcode Gpu.create}. */
 export interface GpuOptions {
-  /** Fill every buffer handed out by {@linkcode Gpu.alloc} with NaN first (tests use this). */
+  /**
+   * Fill every buffer handed out by {@linkcode Gpu.alloc} with NaN first, and every released
+   * buffer again before it goes back to the pool; record where each tensor was released, so that
+   * a use after release names the line (tests use this).
+   */
   poison?: boolean;
   /** Power preference passed to `requestAdapter`. */
   powerPreference?: GPUPowerPreference;
@@ -123,6 +127,12 @@ export class Gpu {
   private uniformStaging = new Uint8Array(UNIFORM_RING_BYTES);
   private uniformDirtyFrom = 0;
   private lostInfo: GPUDeviceLostInfo | null = null;
+  /** Open scopes, innermost last: the live allocations each one releases when it ends. */
+  private readonly scopes: Scope[] = [];
+  /** The scope an allocation belongs to (absent: unscoped, released by hand). */
+  private readonly scopeOf = new WeakMap<Allocation, Scope>();
+  /** Each pooled buffer's current allocation (finds the owner of a view made by hand). */
+  private readonly owners = new WeakMap<GPUBuffer, Allocation>();
   private collectedAt = 0;
   private errors: string[] = [];
 
@@ -204,11 +214,22 @@ export class Gpu {
 
   // ---------------------------------------------------------------- buffers
 
-  /** A tensor from the pool (contents undefined, NaN when poisoning). Release it when done. */
+  /**
+   * A tensor from the pool (contents undefined, NaN when poisoning). Inside
+   * {@linkcode Gpu.scope} it is released when the scope ends (unless returned or kept); outside
+   * any scope, release it when done.
+   */
   alloc(shape: readonly number[], dtype: DType = "f32", label = "tensor"): Tensor {
     const bytes = shapeSize(shape) * DTYPE_BYTES[dtype];
     const buffer = this.allocBuffer(bytes, label);
-    const t = new Tensor(buffer, shape, dtype);
+    const allocation: Allocation = { label, byteLength: bytes, released: null };
+    this.owners.set(buffer, allocation);
+    const t = new Tensor(buffer, shape, dtype, 0, allocation);
+    const scope = this.scopes.at(-1);
+    if (scope) {
+      scope.live.set(allocation, t);
+      this.scopeOf.set(allocation, scope);
+    }
     if (this.options.poison) this.poison(t);
     return t;
   }
@@ -248,6 +269,7 @@ export class Gpu {
     if (data.byteLength + byteOffset > t.byteLength) {
       throw new RangeError(`write: ${data.byteLength} bytes do not fit ${t}`);
     }
+    this.checkLive(t, "write");
     // Queue writes land before any command buffer submitted later; flush so that the work
     // recorded before this call sees the old contents.
     this.flush();
@@ -274,15 +296,154 @@ export class Gpu {
     this.run(FILL, {}, { out: t }, { count, value: 0x7fc00000 }, Gpu.grid(Math.ceil(count / 256)));
   }
 
-  /** Returns a tensor's buffer to the pool. The tensor must not be used afterwards. */
+  /**
+   * Returns tensors' buffers to the pool (null and undefined are skipped). The tensors, and every
+   * view of them, must not be used afterwards: a dispatch, copy, write or read that binds one
+   * throws, naming the tensor's label and (with `poison`) where it was released. Releasing a
+   * view, a tensor this Gpu did not allocate, or a tensor twice throws.
+   */
   release(...tensors: (Tensor | null | undefined)[]): void {
     for (const t of tensors) {
-      if (!t || t.offset !== 0) continue;
-      const size = this.bufferSizes.get(t.buffer);
-      if (size === undefined) continue;
-      const list = this.free.get(size) ?? [];
-      if (!list.includes(t.buffer)) list.push(t.buffer);
-      this.free.set(size, list);
+      if (!t) continue;
+      const a = t.allocation;
+      if (!a || this.owners.get(t.buffer) !== a && !a.released) {
+        throw new Error(`release: ${t} was not allocated by this Gpu (a hand-made view?)`);
+      }
+      if (a.released) {
+        throw new Error(
+          `release: "${a.label}" (${t}) was already released${this.where(a.released)}`,
+        );
+      }
+      if (t.offset !== 0 || t.byteLength !== a.byteLength) {
+        throw new Error(
+          `release: ${t} is a view of "${a.label}"; release the tensor it views instead`,
+        );
+      }
+      this.free1(t, a, this.options.poison ? callerLine() : "");
+    }
+  }
+
+  /**
+   * Runs `fn` and then releases every tensor allocated while it ran, except those it returns (a
+   * Tensor, or arrays and plain objects holding tensors, searched a few levels deep) and those
+   * passed to {@linkcode Gpu.keep}. Scopes nest: what an inner scope returns belongs to the
+   * enclosing scope (or, outside any scope, to the caller, who releases it). When `fn` throws,
+   * everything it allocated is released. Tensors allocated before the scope are never touched,
+   * and releasing one of the scope's tensors early (to lower the peak) is allowed.
+   *
+   * `fn` must be synchronous: recording GPU work is, and a read's `await` would let other code
+   * allocate into this scope. Record inside, read outside (a returned tensor survives the scope).
+   * A function returning a Promise throws.
+   *
+   * @example
+   * ```ts
+   * import { Gpu } from "./runtime.ts";
+   * const gpu = await Gpu.create();
+   * const x = gpu.fromArray(new Float32Array([1, 2, 3]), [3]);
+   * const y = gpu.scope(() => {
+   *   const tmp = gpu.alloc([3]); // released when the scope ends
+   *   gpu.copy(x, tmp);
+   *   const out = gpu.alloc([3]);
+   *   gpu.copy(tmp, out);
+   *   return out; // survives
+   * });
+   * console.log(await gpu.read(y)); // Float32Array [1, 2, 3]
+   * gpu.release(x, y);
+   * ```
+   */
+  scope<T>(fn: () => T, name = "scope"): T {
+    const scope: Scope = { name, live: new Map() };
+    this.scopes.push(scope);
+    let result: T;
+    try {
+      result = fn();
+      if (result instanceof Promise || typeof (result as { then?: unknown })?.then === "function") {
+        throw new TypeError(
+          `scope "${name}": the function returned a Promise; scopes are synchronous ` +
+            "(record the work inside, await the read outside)",
+        );
+      }
+    } catch (e) {
+      this.endScope(scope, new Set());
+      throw e;
+    }
+    const returned = new Set<Allocation>();
+    collectTensors(result, returned, 0, new Set());
+    for (const a of returned) {
+      if (a.released) {
+        throw new Error(
+          `scope "${name}" returned "${a.label}", which was released${this.where(a.released)}`,
+        );
+      }
+    }
+    this.endScope(scope, returned);
+    return result;
+  }
+
+  /**
+   * Takes `t` out of the scope it was allocated in, so that the scope's end does not release it;
+   * the caller releases it later (a step's statistics kept for a deferred read, a lazily created
+   * gradient). Returns `t`. A tensor allocated outside any scope is left as it is.
+   */
+  keep<T extends Tensor>(t: T): T {
+    const a = t.allocation;
+    if (!a) throw new Error(`keep: ${t} was not allocated by this Gpu`);
+    if (a.released) throw new Error(`keep: "${a.label}" was released${this.where(a.released)}`);
+    this.scopeOf.get(a)?.live.delete(a);
+    this.scopeOf.delete(a);
+    return t;
+  }
+
+  /** Number of open scopes (0 outside {@linkcode Gpu.scope}). */
+  get scopeDepth(): number {
+    return this.scopes.length;
+  }
+
+  private endScope(scope: Scope, returned: Set<Allocation>): void {
+    if (this.scopes.at(-1) !== scope) {
+      throw new Error(`scope "${scope.name}" ended while an inner scope was still open`);
+    }
+    this.scopes.pop();
+    const outer = this.scopes.at(-1);
+    const site = `the end of scope "${scope.name}"`;
+    for (const [a, t] of scope.live) {
+      if (a.released) continue;
+      if (returned.has(a)) {
+        if (outer) {
+          outer.live.set(a, t);
+          this.scopeOf.set(a, outer);
+        } else this.scopeOf.delete(a);
+      } else this.free1(t, a, site);
+    }
+    scope.live.clear();
+  }
+
+  /** Marks `a` released (poisoning its buffer first in tests) and pools the buffer. */
+  private free1(t: Tensor, a: Allocation, site: string): void {
+    if (this.options.poison) this.poison(t);
+    a.released = site || "?";
+    const scope = this.scopeOf.get(a);
+    if (scope) {
+      scope.live.delete(a);
+      this.scopeOf.delete(a);
+    }
+    const size = this.bufferSizes.get(t.buffer)!;
+    const list = this.free.get(size) ?? [];
+    list.push(t.buffer);
+    this.free.set(size, list);
+  }
+
+  private where(site: string): string {
+    return site === "?" ? " (create the Gpu with poison: true to record where)" : ` at ${site}`;
+  }
+
+  /** Throws when `t` (or the tensor it views) was released. */
+  private checkLive(t: Tensor, what: string): void {
+    const a = t.allocation ?? this.owners.get(t.buffer);
+    if (a?.released) {
+      throw new Error(
+        `${what}: "${a.label}" (${t}) is used after it was released${this.where(a.released)}`,
+      );
     }
   }
 
@@ -478,6 +639,7 @@ export class Gpu {
     }
     tensors.forEach((t, i) => {
       if (!t) return;
+      this.checkLive(t, name);
       const size = Math.ceil(t.byteLength / 4) * 4;
       if (size > maxBinding) {
         throw new RangeError(
@@ -513,6 +675,8 @@ export class Gpu {
   /** Records a buffer-to-buffer copy (ends the current pass). */
   copy(src: Tensor, dst: Tensor, bytes = src.byteLength): void {
     if (bytes > dst.byteLength) throw new RangeError(`copy: ${src} does not fit ${dst}`);
+    this.checkLive(src, "copy");
+    this.checkLive(dst, "copy");
     this.endPass();
     this.currentEncoder().copyBufferToBuffer(
       src.buffer,
@@ -622,6 +786,7 @@ export class Gpu {
   }
 
   private stage(t: Tensor): GPUBuffer {
+    this.checkLive(t, "read");
     const size = Math.ceil(t.byteLength / 4) * 4;
     const staging = this.device.createBuffer({
       size: Math.max(4, size),
@@ -698,6 +863,51 @@ export class Gpu {
     this.trim();
     this.device.destroy();
   }
+}
+
+/** One open {@linkcode Gpu.scope}: its name and the live tensors it will release. */
+interface Scope {
+  name: string;
+  live: Map<Allocation, Tensor>;
+}
+
+/** Adds the allocations of the tensors in `value` (arrays and plain objects, 4 levels deep). */
+function collectTensors(
+  value: unknown,
+  into: Set<Allocation>,
+  depth: number,
+  seen: Set<object>,
+): void {
+  if (value instanceof Tensor) {
+    if (value.allocation) into.add(value.allocation);
+    return;
+  }
+  if (depth > 4 || value === null || typeof value !== "object" || seen.has(value)) return;
+  seen.add(value);
+  if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, into, depth + 1, seen);
+    return;
+  }
+  if (value instanceof Map || value instanceof Set) {
+    for (const v of value.values()) collectTensors(v, into, depth + 1, seen);
+    return;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    for (const v of Object.values(value)) collectTensors(v, into, depth + 1, seen);
+  }
+}
+
+/** The first stack frame outside this file ("file.ts:12"), for release sites in tests. */
+function callerLine(): string {
+  const lines = (new Error().stack ?? "").split("\n").slice(1);
+  const here = import.meta.url;
+  for (const l of lines) {
+    if (l.includes(here)) continue;
+    const m = l.match(/\(?((?:file|https?):\/\/[^\s)]+)\)?\s*$/);
+    if (m) return m[1].replace(/^file:\/\/.*\/(?=[^/]+\/[^/]+:\d+:\d+$)/, "");
+  }
+  return "?";
 }
 
 /** Dispatches between two full garbage collections (see {@linkcode Gpu.flush}). */

@@ -11,6 +11,20 @@ export type DType = "f32" | "f16" | "u32" | "i32";
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32: 4 };
 
 /**
+ * One {@linkcode Gpu.alloc} of a pooled buffer, shared by the tensor it returned and every view
+ * of it. The Gpu marks it released (with where, when it records that) so that a later use of any
+ * of its tensors throws instead of reading a buffer that now belongs to someone else.
+ */
+export interface Allocation {
+  /** The label given to `alloc` (e.g. `"emb.sum"`). */
+  readonly label: string;
+  /** Bytes of the tensor `alloc` returned (a tensor of this size at offset 0 may release it). */
+  readonly byteLength: number;
+  /** Null while live; once released, where (a source line, or the scope that ended). */
+  released: string | null;
+}
+
+/**
  * A view of `shape` elements of `dtype` starting `offset` bytes into `buffer`.
  *
  * @example
@@ -28,6 +42,8 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType = "f32",
     readonly offset = 0,
+    /** The pool allocation behind this tensor (null for a tensor made by hand). */
+    readonly allocation: Allocation | null = null,
   ) {}
 
   /** Number of elements. */
@@ -47,7 +63,21 @@ export class Tensor {
         `reshape: cannot view [${this.shape}] (${this.size} elements) as [${shape}]`,
       );
     }
-    return new Tensor(this.buffer, shape, this.dtype, this.offset);
+    return new Tensor(this.buffer, shape, this.dtype, this.offset, this.allocation);
+  }
+
+  /**
+   * A view of `shape` elements starting `byteOffset` bytes into this tensor (for copies, writes
+   * and kernels that take a sub-range). A view cannot be released; release the tensor it views.
+   */
+  view(shape: readonly number[], byteOffset = 0, dtype: DType = this.dtype): Tensor {
+    const bytes = shapeSize(shape) * DTYPE_BYTES[dtype];
+    if (byteOffset < 0 || byteOffset + bytes > this.byteLength) {
+      throw new RangeError(
+        `view: [${shape}] ${dtype} at byte ${byteOffset} does not fit in ${this}`,
+      );
+    }
+    return new Tensor(this.buffer, shape, dtype, this.offset + byteOffset, this.allocation);
   }
 
   toString(): string {
