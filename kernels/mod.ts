@@ -44,6 +44,7 @@ export type { MatmulSwitches, MatmulTiles } from "./options.ts";
 export { type DType, DTYPE_BYTES, shapeSize, Tensor } from "./tensor.ts";
 export { loadShader } from "./shader.ts";
 export { add } from "./elementwise.ts";
+export { dropout, dropoutKeep, dropoutKey } from "./dropout.ts";
 export {
   linear,
   linearBackward,
