@@ -28,7 +28,10 @@ export interface SoakSample {
   liveBytes: number;
   pooledBuffers: number;
   rssBytes: number;
-  /** Mean wall time per step since the previous sample (includes evals and checkpoints). */
+  /**
+   * Mean wall time per step since the previous sample (includes evals and checkpoints); NaN for
+   * the first sample after a recovery (the steps since the checkpoint were replayed).
+   */
   msPerStep: number;
 }
 
@@ -259,7 +262,9 @@ export async function benchSoakCommand(args: string[]): Promise<void> {
       `| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n` +
       r.atEvals.map((s) =>
         `| ${s.step} | ${s.device} | ${mib(s.gpuAllocatedBytes)} | ${s.liveBuffers} | ` +
-        `${s.pooledBuffers} | ${(s.rssBytes / 2 ** 20).toFixed(0)} | ${s.msPerStep.toFixed(1)} |`
+        `${s.pooledBuffers} | ${(s.rssBytes / 2 ** 20).toFixed(0)} | ` +
+        // The first sample after a recovery follows a replay from the checkpoint: no rate.
+        `${Number.isFinite(s.msPerStep) ? s.msPerStep.toFixed(1) : "–"} |`
       ).join("\n") +
       `\n\nGPU pool growth after warm-up: ${r.gpuBytesGrowth} bytes, live buffers ` +
       `${r.liveBuffersGrowth}; RSS growth after warm-up ${
