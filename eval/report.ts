@@ -71,7 +71,11 @@ export function heatmapSvg(
 ): string {
   const langs = report.languages;
   const cell = 46, left = 44, top = 52, n = langs.length;
-  const w = left + n * cell + 10, h = top + n * cell + 10;
+  // Wide enough for the title too (7 px a character, measured about 6 in Chromium at 12 px; 12 for
+  // wide scripts): the svg clips what runs past its width, which cut the title off with few
+  // languages (tests/browser/report_browser.ts).
+  const titleW = [...title].reduce((a, ch) => a + (ch.codePointAt(0)! >= 0x2e80 ? 12 : 7), 0);
+  const w = left + Math.max(n * cell, titleW) + 10, h = top + n * cell + 10;
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" ` +
     `viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11" role="img">`,
