@@ -214,8 +214,13 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     await trainer.collect();
     // Integer tensors are indices (token ids, scatter plans): replay them as zeros.
     const scratchOf = new Map<GPUBuffer, Tensor>();
+    // Float tensors are bound as they were, even those the step has released since (their
+    // contents do not matter for timing): as tensors made by hand, which are not tracked.
     const scratch = (t: Tensor | null): Tensor | null => {
-      if (!t || t.dtype === "f32" || t.dtype === "f16") return t;
+      if (!t) return t;
+      if (t.dtype === "f32" || t.dtype === "f16") {
+        return new Tensor(t.buffer, t.shape, t.dtype, t.offset);
+      }
       let s = scratchOf.get(t.buffer);
       if (!s) {
         s = gpu.zeros([Math.ceil((t.offset + t.byteLength) / 4)], t.dtype, "bench.scratch");

@@ -324,6 +324,18 @@ export class Gpu {
   }
 
   /**
+   * Releases every distinct tensor held by `value` (a Tensor, or arrays, maps and plain objects of
+   * them, searched as {@linkcode Gpu.scope} searches what it returns); tensors that appear twice
+   * (a saved input that is also another entry's output) are released once. For state that
+   * outlives the scope that made it, such as a forward pass's saved activations.
+   */
+  releaseAll(value: unknown): void {
+    const found = new Map<Allocation, Tensor>();
+    collectTensors(value, found, 0, new Set());
+    this.release(...found.values());
+  }
+
+  /**
    * Runs `fn` and then releases every tensor allocated while it ran, except those it returns (a
    * Tensor, or arrays and plain objects holding tensors, searched a few levels deep) and those
    * passed to {@linkcode Gpu.keep}. Scopes nest: what an inner scope returns belongs to the
@@ -364,12 +376,12 @@ export class Gpu {
         );
       }
     } catch (e) {
-      this.endScope(scope, new Set());
+      this.endScope(scope, new Map());
       throw e;
     }
-    const returned = new Set<Allocation>();
+    const returned = new Map<Allocation, Tensor>();
     collectTensors(result, returned, 0, new Set());
-    for (const a of returned) {
+    for (const a of returned.keys()) {
       if (a.released) {
         throw new Error(
           `scope "${name}" returned "${a.label}", which was released${this.where(a.released)}`,
@@ -399,7 +411,7 @@ export class Gpu {
     return this.scopes.length;
   }
 
-  private endScope(scope: Scope, returned: Set<Allocation>): void {
+  private endScope(scope: Scope, returned: Map<Allocation, Tensor>): void {
     if (this.scopes.at(-1) !== scope) {
       throw new Error(`scope "${scope.name}" ended while an inner scope was still open`);
     }
@@ -437,9 +449,13 @@ export class Gpu {
     return site === "?" ? " (create the Gpu with poison: true to record where)" : ` at ${site}`;
   }
 
-  /** Throws when `t` (or the tensor it views) was released. */
+  /**
+   * Throws when `t` (or the tensor it views) was released. A tensor made by hand
+   * (`new Tensor(buffer, …)`, no allocation) is not tracked: the benchmark's replay binds the
+   * recorded step's buffers that way on purpose.
+   */
   private checkLive(t: Tensor, what: string): void {
-    const a = t.allocation ?? this.owners.get(t.buffer);
+    const a = t.allocation;
     if (a?.released) {
       throw new Error(
         `${what}: "${a.label}" (${t}) is used after it was released${this.where(a.released)}`,
@@ -871,15 +887,15 @@ interface Scope {
   live: Map<Allocation, Tensor>;
 }
 
-/** Adds the allocations of the tensors in `value` (arrays and plain objects, 4 levels deep). */
+/** The tensors in `value` by allocation (arrays, maps, sets and plain objects, 4 levels deep). */
 function collectTensors(
   value: unknown,
-  into: Set<Allocation>,
+  into: Map<Allocation, Tensor>,
   depth: number,
   seen: Set<object>,
 ): void {
   if (value instanceof Tensor) {
-    if (value.allocation) into.add(value.allocation);
+    if (value.allocation && !into.has(value.allocation)) into.set(value.allocation, value);
     return;
   }
   if (depth > 4 || value === null || typeof value !== "object" || seen.has(value)) return;

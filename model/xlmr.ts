@@ -232,8 +232,13 @@ export class XlmrModel {
    * `checkpointing` as well, keeps only each layer's input and lets the backward recompute the
    * layer (the same kernels on the same input, so the gradients are unchanged). With `head`, the
    * pooled rows go through the parameters' Dense head (a sentence-transformers folder's).
+   * Runs in a {@linkcode Gpu.scope}: what the result does not hold is released when it returns.
    */
-  forward(
+  forward(...args: Parameters<XlmrModel["forwardScoped"]>): ForwardResult {
+    return this.gpu.scope(() => this.forwardScoped(...args), "forward");
+  }
+
+  private forwardScoped(
     tokens: TokenBatch,
     pooling: Pooling,
     train = false,
@@ -290,7 +295,6 @@ export class XlmrModel {
         );
         gpu.release(pooled);
         pooled = tanh(gpu, dense);
-        gpu.release(dense);
       }
     }
     const headSaved: { x: Tensor; y: Tensor | null }[] = [];
@@ -312,10 +316,7 @@ export class XlmrModel {
         gpu.copy(last, pooled);
       }
     }
-    if (!train) {
-      gpu.release(ids, positions, mask, embSum, emb.mean, emb.rstd, h);
-      return { pooled, state: null };
-    }
+    if (!train) return { pooled, state: null };
     return {
       pooled,
       state: {
@@ -337,9 +338,16 @@ export class XlmrModel {
 
   /**
    * One post-LN transformer layer on `h` ([B·T, H]); `h` itself stays with the caller. With
-   * `save`, returns everything the layer's backward needs (h included); otherwise frees it.
+   * `save`, returns everything the layer's backward needs (h included); otherwise its scope frees
+   * it.
    */
   private layerForward(
+    ...args: Parameters<XlmrModel["layerScoped"]>
+  ): ReturnType<XlmrModel["layerScoped"]> {
+    return this.gpu.scope(() => this.layerScoped(...args), "layer");
+  }
+
+  private layerScoped(
     l: number,
     h: Tensor,
     mask: Tensor,
@@ -381,11 +389,7 @@ export class XlmrModel {
       eps,
     );
     gpu.release(out);
-    if (!save) {
-      gpu.release(q, k, v, att.out, att.lse, ln1.sum, ln1.mean, ln1.rstd, ln1.y, inter, act);
-      gpu.release(ln2.sum, ln2.mean, ln2.rstd);
-      return { out: ln2.y, saved: null };
-    }
+    if (!save) return { out: ln2.y, saved: null };
     return {
       out: ln2.y,
       saved: {
@@ -578,21 +582,10 @@ export class XlmrModel {
 
   /** Frees a forward state without running the backward (e.g. after a non-finite loss). */
   discard(state: ForwardState): void {
-    const gpu = this.gpu;
-    for (const s of state.layers) gpu.release(...Object.values(s));
-    gpu.release(...(state.inputs ?? []));
-    gpu.release(...new Set(state.head.flatMap(({ x, y }) => (y ? [x, y] : [x]))));
+    // Every tensor the state still holds, once (a head layer's input is the previous one's y).
+    this.gpu.releaseAll(state);
     state.head = [];
     state.layers = [];
     state.inputs = null;
-    gpu.release(
-      state.ids,
-      state.positions,
-      state.mask,
-      state.embSum,
-      state.embMean,
-      state.embRstd,
-      state.last,
-    );
   }
 }

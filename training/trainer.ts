@@ -163,8 +163,13 @@ export class Trainer {
   /**
    * Records one step for `queries` (B token sequences) against `passages` (B positives, then any
    * hard negatives). Nothing is read back; call {@linkcode Trainer.collect} every few steps.
+   * Runs in a {@linkcode Gpu.scope}: only the step's statistics outlive it.
    */
   step(queries: number[][], passages: number[][], lr: number): void {
+    this.gpu.scope(() => this.stepScoped(queries, passages, lr), "step");
+  }
+
+  private stepScoped(queries: number[][], passages: number[][], lr: number): void {
     const gpu = this.gpu, o = this.options, c = this.params.config;
     if (queries.length === 0 || passages.length < queries.length) {
       throw new RangeError(
@@ -195,6 +200,9 @@ export class Trainer {
         }, normStats)
       );
     }
+    // Read by collect(), which releases them.
+    gpu.keep(lossStats);
+    gpu.keep(normStats);
     this.pending.push({ step: this.stepCount, lr, lossStats, normStats });
     gpu.flush();
   }
@@ -207,39 +215,37 @@ export class Trainer {
     qPooled: Tensor,
     pPooled: Tensor,
   ): { dq: Tensor; dp: Tensor; stats: Tensor } {
+    return this.gpu.scope(() => this.lossScoped(qPooled, pPooled), "loss");
+  }
+
+  private lossScoped(qPooled: Tensor, pPooled: Tensor): { dq: Tensor; dp: Tensor; stats: Tensor } {
     const gpu = this.gpu, o = this.options;
     const qn = l2Normalize(gpu, qPooled);
     const pn = l2Normalize(gpu, pPooled);
     const loss = infoNce(gpu, qn.y, pn.y, { temperature: o.temperature, symmetric: o.symmetric });
     const dq = l2NormalizeBackward(gpu, loss.dq, qn.y, qn.norm);
     const dp = l2NormalizeBackward(gpu, loss.dp, pn.y, pn.norm);
-    gpu.release(qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
     return { dq, dp, stats: loss.stats };
   }
 
   /** Both encodings with saved activations, the loss, both backward passes. */
   private plainBackward(qBatch: TokenBatch, pBatch: TokenBatch): Tensor {
-    const gpu = this.gpu, o = this.options;
+    const o = this.options;
     const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing, o.head);
     const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing, o.head);
     const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
-    gpu.release(qf.pooled, pf.pooled);
     this.model.backward(qf.state!, dq, this.grads);
     this.model.backward(pf.state!, dp, this.grads);
-    gpu.release(dq, dp);
     return stats;
   }
 
   /** GradCache: embed in chunks without activations, full-batch loss, re-encode and backprop. */
   private gradCacheBackward(qBatch: TokenBatch, pBatch: TokenBatch, chunk: number): Tensor {
-    const gpu = this.gpu;
     const qPooled = this.embedInChunks(qBatch, chunk);
     const pPooled = this.embedInChunks(pBatch, chunk);
     const { dq, dp, stats } = this.lossGradients(qPooled, pPooled);
-    gpu.release(qPooled, pPooled);
     this.backwardInChunks(qBatch, dq, chunk);
     this.backwardInChunks(pBatch, dp, chunk);
-    gpu.release(dq, dp);
     return stats;
   }
 
