@@ -75,12 +75,9 @@ export class Encoder {
     return this.model.outputDim(pooling === undefined && this.st !== null);
   }
 
-  /** Normalize of the sentence-transformers pipeline, when the folder lists it. */
+  /** Normalize of the sentence-transformers pipeline, when the folder lists it (in a scope). */
   private stNormalize(x: Tensor): Tensor {
-    if (!this.st?.normalize) return x;
-    const { y, norm } = l2Normalize(this.params.gpu, x);
-    this.params.gpu.release(x, norm);
-    return y;
+    return this.st?.normalize ? l2Normalize(this.params.gpu, x).y : x;
   }
 
   /** The model's configuration. */
@@ -187,14 +184,18 @@ export class Encoder {
           this.config,
           idx.map((i) => typed[i].typeIds),
         );
-        const pooled = this.model.forward(batch, pooling, false, false, st !== null).pooled;
-        pending.push({ idx, t: st ? this.stNormalize(pooled) : pooled });
+        // Recorded in a scope (only the rows survive), read outside it, then released.
+        const t = gpu.scope(() => {
+          const pooled = this.model.forward(batch, pooling, false, false, st !== null).pooled;
+          return st ? this.stNormalize(pooled) : pooled;
+        }, "embed");
+        pending.push({ idx, t });
       }
       const values = await gpu.readMany(pending.map((p) => p.t));
       pending.forEach((p, j) => {
         p.idx.forEach((i, r) => out.set(values[j].subarray(r * H, (r + 1) * H), i * H));
-        gpu.release(p.t);
       });
+      gpu.releaseAll(pending);
       opts.onProgress?.(Math.min(order.length, g0 + batchSize * group), order.length);
     }
     return out;
