@@ -68,6 +68,7 @@ export const TRAIN_FLAGS = {
   "early-stopping-patience": { type: "string" },
   "select-by": { type: "string" },
   "strict-leakage": { type: "boolean" },
+  dropout: { type: "string" },
 } as const;
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
@@ -136,6 +137,7 @@ export function trainOptionsFromFlags(
       ["val_loss", "multi_map", "mono_map", "cross_map"] as const,
     ),
     strictLeakage: f["strict-leakage"] === true ? true : undefined,
+    dropout: num("dropout", 0, 0.99),
   };
   if (opts.earlyStoppingPatience !== undefined || opts.selectBy !== undefined) {
     const problem = selectionProblem(opts);

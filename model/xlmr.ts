@@ -4,7 +4,12 @@
  * input, q/k/v, attention output and log-sum-exp, the two pre-norm sums with their statistics, the
  * intermediate pre- and post-activation); inference drops it as it goes. With activation
  * checkpointing the forward keeps only each layer's input and the backward re-runs one layer at a
- * time from it (no dropout exists, so the recomputation is exact).
+ * time from it. Hidden dropout (on the embeddings and on the attention-output and FFN-output
+ * projections before their residual adds, as Hugging Face's BertModel/XLMRobertaModel place it)
+ * draws its mask from a counter-based hash of a per-forward key, the layer, the site and the
+ * element's position in the whole batch, so the backward, a checkpointed recomputation and
+ * GradCache's chunks all see the same mask without storing it. Attention-probability dropout is
+ * not implemented (it would live inside the fused attention kernel).
  *
  * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
  * @module
@@ -23,6 +28,7 @@ import {
   scatterAddRows,
 } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
+import { dropout, dropoutKey } from "../kernels/dropout.ts";
 import { isBert, maxSequenceLength, type XlmrConfig } from "./config.ts";
 import type { XlmrParams } from "./params.ts";
 
@@ -41,6 +47,17 @@ export interface TokenBatch {
   typeIds: Uint32Array;
   /** [B·T] 1 for real tokens, 0 for padding. */
   mask: Float32Array;
+  /**
+   * Index of the first sequence in the batch this one was sliced from (default 0): dropout masks
+   * follow an element's position in that whole batch.
+   */
+  first?: number;
+}
+
+/** Hidden dropout of one forward pass: probability `p` and the key its masks derive from. */
+export interface DropoutSpec {
+  p: number;
+  key: number;
 }
 
 /**
@@ -145,6 +162,7 @@ export function sliceTokenBatch(tokens: TokenBatch, start: number, count: number
     positions: tokens.positions.slice(a, b),
     typeIds: tokens.typeIds.slice(a, b),
     mask: tokens.mask.slice(a, b),
+    first: (tokens.first ?? 0) + start,
   };
 }
 
@@ -183,6 +201,8 @@ export interface ForwardState {
   last: Tensor;
   /** Per head layer (when the forward ran the head): its input and its tanh output, if any. */
   head: { x: Tensor; y: Tensor | null }[];
+  /** The forward's hidden dropout (null: none); the backward applies the same masks. */
+  dropout: DropoutSpec | null;
 }
 
 /** Result of {@linkcode XlmrModel.forward}. */
@@ -231,7 +251,8 @@ export class XlmrModel {
    * Runs the encoder. With `train`, keeps what {@linkcode XlmrModel.backward} needs; with
    * `checkpointing` as well, keeps only each layer's input and lets the backward recompute the
    * layer (the same kernels on the same input, so the gradients are unchanged). With `head`, the
-   * pooled rows go through the parameters' Dense head (a sentence-transformers folder's).
+   * pooled rows go through the parameters' Dense head (a sentence-transformers folder's). With
+   * `drop` (p > 0), hidden dropout with masks derived from `drop.key`.
    * Runs in a {@linkcode Gpu.scope}: what the result does not hold is released when it returns.
    */
   forward(...args: Parameters<XlmrModel["forwardScoped"]>): ForwardResult {
@@ -244,7 +265,12 @@ export class XlmrModel {
     train = false,
     checkpointing = false,
     head = false,
+    drop: DropoutSpec | null = null,
   ): ForwardResult {
+    if (drop && !(drop.p >= 0 && drop.p < 1)) {
+      throw new RangeError(`forward: dropout p must be in [0, 1), got ${drop.p}`);
+    }
+    if (drop?.p === 0) drop = null;
     const gpu = this.gpu, c = this.config;
     const { batch: B, seq: T } = tokens;
     const H = c.hiddenSize, rows = B * T;
@@ -267,6 +293,11 @@ export class XlmrModel {
       this.w("embeddings.LayerNorm.bias"),
       c.layerNormEps,
     );
+    if (drop) {
+      const y = this.drop(emb.y, tokens, drop, 0, 0);
+      gpu.release(emb.y);
+      emb.y = y;
+    }
 
     const dims = this.dims(B, T);
     const saveAll = train && !checkpointing;
@@ -274,7 +305,7 @@ export class XlmrModel {
     const inputs: Tensor[] = [];
     let h = emb.y;
     for (let l = 0; l < c.numLayers; l++) {
-      const layer = this.layerForward(l, h, mask, dims, saveAll);
+      const layer = this.layerForward(l, h, mask, dims, saveAll, tokens, drop);
       if (layer.saved) saved.push(layer.saved);
       else if (train) inputs.push(h);
       else gpu.release(h);
@@ -332,8 +363,21 @@ export class XlmrModel {
         inputs: checkpointing ? inputs : null,
         last: h,
         head: headSaved,
+        dropout: drop,
       },
     };
+  }
+
+  /**
+   * Dropout of a [B·T, H] activation at (`layer`, `site`): layer 0 is the embeddings, l + 1 is
+   * encoder layer l; site 1 the attention output, 2 the FFN output. Also its own backward.
+   */
+  private drop(x: Tensor, tokens: TokenBatch, d: DropoutSpec, layer: number, site: number) {
+    return dropout(this.gpu, x, {
+      p: d.p,
+      key: dropoutKey(d.key, layer, site),
+      offset: (tokens.first ?? 0) * tokens.seq * this.config.hiddenSize,
+    });
   }
 
   /**
@@ -353,6 +397,8 @@ export class XlmrModel {
     mask: Tensor,
     dims: AttentionDims,
     save: boolean,
+    tokens: TokenBatch,
+    drop: DropoutSpec | null,
   ): { out: Tensor; saved: LayerSaved | null } {
     const gpu = this.gpu, eps = this.config.layerNormEps;
     const p = `encoder.layer.${l}.`;
@@ -362,7 +408,12 @@ export class XlmrModel {
     const k = dense(h, "attention.self.key");
     const v = dense(h, "attention.self.value");
     const att = attention(gpu, q, k, v, mask, dims);
-    const proj = dense(att.out, "attention.output.dense");
+    let proj = dense(att.out, "attention.output.dense");
+    if (drop) {
+      const y = this.drop(proj, tokens, drop, l + 1, 1);
+      gpu.release(proj);
+      proj = y;
+    }
     const ln1 = addLayerNorm(
       gpu,
       proj,
@@ -379,7 +430,12 @@ export class XlmrModel {
       this.w(`${p}intermediate.dense.weight`),
       this.w(`${p}intermediate.dense.bias`),
     );
-    const out = dense(act, "output.dense");
+    let out = dense(act, "output.dense");
+    if (drop) {
+      const y = this.drop(out, tokens, drop, l + 1, 2);
+      gpu.release(out);
+      out = y;
+    }
     const ln2 = addLayerNorm(
       gpu,
       out,
@@ -469,7 +525,15 @@ export class XlmrModel {
     for (let l = c.numLayers - 1; l >= 0; l--) {
       let s: LayerSaved;
       if (state.inputs) {
-        const re = this.layerForward(l, state.inputs[l], state.mask, dims, true);
+        const re = this.layerForward(
+          l,
+          state.inputs[l],
+          state.mask,
+          dims,
+          true,
+          state.tokens,
+          state.dropout,
+        );
         gpu.release(re.out); // equals the next layer's input; only the internals are needed
         s = re.saved!;
       } else s = state.layers[l];
@@ -486,14 +550,17 @@ export class XlmrModel {
         g(`${p}output.LayerNorm.bias`),
       );
       gpu.release(dh, s.sum2, s.mean2, s.rstd2);
+      // Through the FFN output's dropout (the residual path has none).
+      const dOut2 = state.dropout ? this.drop(dSum2, state.tokens, state.dropout, l + 1, 2) : dSum2;
       const dAct = linearBackward(
         gpu,
         s.act,
         this.w(`${p}output.dense.weight`),
-        dSum2,
+        dOut2,
         g(`${p}output.dense.weight`),
         g(`${p}output.dense.bias`),
       )!;
+      if (dOut2 !== dSum2) gpu.release(dOut2);
       gpu.release(s.act);
       const dInter = geluBackward(gpu, dAct, s.inter);
       gpu.release(dAct, s.inter);
@@ -520,14 +587,16 @@ export class XlmrModel {
         g(`${p}attention.output.LayerNorm.bias`),
       );
       gpu.release(dH1, s.sum1, s.mean1, s.rstd1);
+      const dOut1 = state.dropout ? this.drop(dSum1, state.tokens, state.dropout, l + 1, 1) : dSum1;
       const dCtx = linearBackward(
         gpu,
         s.ctx,
         this.w(`${p}attention.output.dense.weight`),
-        dSum1,
+        dOut1,
         g(`${p}attention.output.dense.weight`),
         g(`${p}attention.output.dense.bias`),
       )!;
+      if (dOut1 !== dSum1) gpu.release(dOut1);
       const dAtt = attentionBackward(gpu, dCtx, s.q, s.k, s.v, s.ctx, s.lse, state.mask, dims);
       gpu.release(dCtx, s.ctx, s.lse);
       let dIn = dSum1;
@@ -551,7 +620,12 @@ export class XlmrModel {
     state.layers = [];
     state.inputs = null;
 
-    // Embeddings: LN backward, then scatter-add into the three tables.
+    // Embeddings: dropout and LN backward, then scatter-add into the three tables.
+    if (state.dropout) {
+      const d = this.drop(dh, state.tokens, state.dropout, 0, 0);
+      gpu.release(dh);
+      dh = d;
+    }
     const dEmb = layerNormBackward(
       gpu,
       dh,

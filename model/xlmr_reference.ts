@@ -13,6 +13,7 @@
  */
 import { erf, layerNormRef } from "../kernels/reference.ts";
 import { infoNceReference } from "../kernels/info_nce_reference.ts";
+import { dropoutKeep, dropoutKey } from "../kernels/dropout.ts";
 import type { XlmrConfig } from "./config.ts";
 
 /** Weights by Hugging Face name (no prefix), as float64 row-major arrays. */
@@ -57,6 +58,7 @@ function encodeOne(
   c: XlmrConfig,
   ids: readonly number[],
   types?: readonly number[],
+  drop?: (layer: number, site: number, x: Float64Array) => void,
 ): Float64Array {
   const H = c.hiddenSize, I = c.intermediateSize, T = ids.length;
   const nh = c.numHeads, hd = H / nh, eps = c.layerNormEps;
@@ -82,6 +84,7 @@ function encodeOne(
   let x =
     layerNormRef(e, H, get("embeddings.LayerNorm.weight"), get("embeddings.LayerNorm.bias"), eps)
       .y;
+  drop?.(0, 0, x);
   for (let l = 0; l < c.numLayers; l++) {
     const p = `encoder.layer.${l}.`;
     const lin = (input: Float64Array, name: string, inDim: number, outDim: number) =>
@@ -114,6 +117,7 @@ function encodeOne(
       }
     }
     const ao = lin(ctx, "attention.output.dense", H, H);
+    drop?.(l + 1, 1, ao);
     for (let i = 0; i < T * H; i++) ao[i] += x[i];
     const h1 = layerNormRef(
       ao,
@@ -127,6 +131,7 @@ function encodeOne(
       inter[i] = inter[i] * 0.5 * (1 + erf(inter[i] / Math.SQRT2));
     }
     const o = lin(inter, "output.dense", I, H);
+    drop?.(l + 1, 2, o);
     for (let i = 0; i < T * H; i++) o[i] += h1[i];
     x =
       layerNormRef(o, H, get(`${p}output.LayerNorm.weight`), get(`${p}output.LayerNorm.bias`), eps)
@@ -152,11 +157,23 @@ export function referenceForward(
   pooling: RefPooling,
   typeIds?: readonly (readonly number[] | undefined)[],
   head: readonly RefHeadLayer[] = [],
+  dropout?: RefDropout,
 ): Float64Array {
   const H = c.hiddenSize, B = seqs.length;
   const out = new Float64Array(B * H);
+  // Hidden dropout with the engine's masks: element (t, h) of sequence b sits at
+  // (b·T + t)·H + h of the batch padded to its longest sequence T.
+  const Tpad = Math.max(...seqs.map((s) => s.length));
   seqs.forEach((ids, b) => {
-    const x = encodeOne(w, c, ids, typeIds?.[b]);
+    const drop = dropout && dropout.p > 0
+      ? (layer: number, site: number, x: Float64Array) => {
+        const key = dropoutKey(dropout.key, layer, site), scale = 1 / (1 - dropout.p);
+        for (let i = 0; i < x.length; i++) {
+          x[i] *= dropoutKeep(key, b * Tpad * H + i, dropout.p) ? scale : 0;
+        }
+      }
+      : undefined;
+    const x = encodeOne(w, c, ids, typeIds?.[b], drop);
     const T = ids.length;
     for (let h = 0; h < H; h++) {
       if (pooling === "mean") {
@@ -187,6 +204,12 @@ export function referenceForward(
   return x;
 }
 
+/** Hidden dropout of one reference forward: the engine's masks for `key` (see kernels/dropout.ts). */
+export interface RefDropout {
+  p: number;
+  key: number;
+}
+
 /** One Dense layer of a sentence-transformers head (weights `head.<i>.weight`/`.bias`). */
 export interface RefHeadLayer {
   tanh: boolean;
@@ -199,6 +222,8 @@ export interface RefLossOptions {
   symmetric?: boolean;
   /** Dense layers after pooling (a sentence-transformers head), before the normalisation. */
   head?: readonly RefHeadLayer[];
+  /** Hidden dropout p with the keys of the query and the passage forward passes. */
+  dropout?: { p: number; queryKey: number; passageKey: number };
 }
 
 /**
@@ -218,8 +243,31 @@ export function referenceLoss(
   opts: RefLossOptions,
 ): number {
   const head = opts.head ?? [];
-  const q0 = referenceForward(w, c, queries, opts.pooling, undefined, head);
-  const p0 = referenceForward(w, c, passages, opts.pooling, undefined, head);
+  const d = opts.dropout;
+  const q0 = referenceForward(
+    w,
+    c,
+    queries,
+    opts.pooling,
+    undefined,
+    head,
+    d && {
+      p: d.p,
+      key: d.queryKey,
+    },
+  );
+  const p0 = referenceForward(
+    w,
+    c,
+    passages,
+    opts.pooling,
+    undefined,
+    head,
+    d && {
+      p: d.p,
+      key: d.passageKey,
+    },
+  );
   const H = q0.length / queries.length; // the hidden size, or the head's output width
   const normalise = (x: Float64Array) => {
     for (let r = 0; r < x.length / H; r++) {

@@ -293,6 +293,10 @@ export async function train(
     trainerOptions.pooling = encoder.st!.pooling;
     trainerOptions.head = encoder.params.head.length > 0;
   }
+  // Hidden dropout as the model's config says (hidden_dropout_prob) unless --dropout overrides
+  // it; the masks derive from the run's seed and the step, so a resumed run draws the same ones.
+  if (opts.dropout === undefined) trainerOptions.dropout = config.hiddenDropout;
+  if (opts.dropoutSeed === undefined) trainerOptions.dropoutSeed = o.seed;
   const trainer = new Trainer(encoder.params, trainerOptions);
   let sampler = new BatchSampler(data, samplerOpts);
   const runOptions = {
@@ -306,6 +310,7 @@ export async function train(
     temperature: trainerOptions.temperature,
     gradCacheChunk: trainerOptions.gradCacheChunk,
     checkpointing: trainerOptions.checkpointing,
+    dropout: trainerOptions.dropout,
     totalSteps,
     // The prompts eval/embed apply by default to this run's model.
     queryPrefix: o.queryPrefix,
@@ -494,7 +499,11 @@ export async function train(
       `sampler ${o.sampler}${
         o.sampler === "hybrid" ? ` α=${o.alpha}` : ""
       }, batch ${o.batchSize}, ` +
-      `${totalSteps} steps`,
+      `${totalSteps} steps, hidden dropout ${trainerOptions.dropout}` +
+      (opts.dropout === undefined ? " (hidden_dropout_prob of the config)" : "") +
+      (config.attentionDropout > 0
+        ? ` (attention-probability dropout ${config.attentionDropout} is not applied)`
+        : ""),
   );
   let endStep = totalSteps;
   for (let step = startStep + 1; step <= totalSteps; step++) {

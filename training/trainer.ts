@@ -13,7 +13,9 @@ import { l2Normalize, l2NormalizeBackward } from "../kernels/l2_norm.ts";
 import { infoNce } from "../kernels/info_nce.ts";
 import { gradNorm } from "../kernels/grad_norm.ts";
 import { adamwStep } from "../kernels/adamw.ts";
+import { dropoutKey } from "../kernels/dropout.ts";
 import {
+  type DropoutSpec,
   type Grads,
   makeTokenBatch,
   type Pooling,
@@ -56,6 +58,16 @@ export interface TrainerOptions {
    * is left untouched.
    */
   head: boolean;
+  /**
+   * Hidden dropout probability in training steps (embeddings, attention output, FFN output);
+   * 0 = off. Never applied by {@linkcode Trainer.evaluateLoss}.
+   */
+  dropout: number;
+  /**
+   * Seed of the dropout masks: step s's query and passage passes use keys derived from
+   * (seed, s, side), so a resumed run draws the same masks.
+   */
+  dropoutSeed: number;
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -72,6 +84,8 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   gradCacheChunk: 0,
   checkpointing: false,
   head: false,
+  dropout: 0,
+  dropoutSeed: 0,
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -120,6 +134,9 @@ export class Trainer {
       throw new TypeError(
         `Trainer: checkpointing must be a boolean, got ${JSON.stringify(options.checkpointing)}`,
       );
+    }
+    if (!(options.dropout >= 0 && options.dropout < 1)) {
+      throw new RangeError(`Trainer: dropout must be in [0, 1), got ${options.dropout}`);
     }
     this.model = new XlmrModel(params);
     this.gpu = params.gpu;
@@ -179,9 +196,14 @@ export class Trainer {
     this.zeroGrad();
     const qBatch = makeTokenBatch(queries, c);
     const pBatch = makeTokenBatch(passages, c);
+    const drops = [0, 1].map((side): DropoutSpec | null =>
+      o.dropout > 0
+        ? { p: o.dropout, key: dropoutKey(o.dropoutSeed, this.stepCount + 1, side) }
+        : null
+    ) as [DropoutSpec | null, DropoutSpec | null];
     const lossStats = o.gradCacheChunk > 0
-      ? this.gradCacheBackward(qBatch, pBatch, o.gradCacheChunk)
-      : this.plainBackward(qBatch, pBatch);
+      ? this.gradCacheBackward(qBatch, pBatch, o.gradCacheChunk, drops)
+      : this.plainBackward(qBatch, pBatch, drops);
 
     const names = this.trainedNames();
     const normStats = gradNorm(gpu, names.flatMap((n) => this.grads.get(n)!), o.maxGradNorm);
@@ -229,10 +251,14 @@ export class Trainer {
   }
 
   /** Both encodings with saved activations, the loss, both backward passes. */
-  private plainBackward(qBatch: TokenBatch, pBatch: TokenBatch): Tensor {
+  private plainBackward(
+    qBatch: TokenBatch,
+    pBatch: TokenBatch,
+    [qDrop, pDrop]: [DropoutSpec | null, DropoutSpec | null],
+  ): Tensor {
     const o = this.options;
-    const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing, o.head);
-    const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing, o.head);
+    const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing, o.head, qDrop);
+    const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing, o.head, pDrop);
     const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
     this.model.backward(qf.state!, dq, this.grads);
     this.model.backward(pf.state!, dp, this.grads);
@@ -240,17 +266,23 @@ export class Trainer {
   }
 
   /** GradCache: embed in chunks without activations, full-batch loss, re-encode and backprop. */
-  private gradCacheBackward(qBatch: TokenBatch, pBatch: TokenBatch, chunk: number): Tensor {
-    const qPooled = this.embedInChunks(qBatch, chunk);
-    const pPooled = this.embedInChunks(pBatch, chunk);
+  private gradCacheBackward(
+    qBatch: TokenBatch,
+    pBatch: TokenBatch,
+    chunk: number,
+    [qDrop, pDrop]: [DropoutSpec | null, DropoutSpec | null],
+  ): Tensor {
+    // Masks follow each element's place in the whole batch: the chunks see the batch's masks.
+    const qPooled = this.embedInChunks(qBatch, chunk, qDrop);
+    const pPooled = this.embedInChunks(pBatch, chunk, pDrop);
     const { dq, dp, stats } = this.lossGradients(qPooled, pPooled);
-    this.backwardInChunks(qBatch, dq, chunk);
-    this.backwardInChunks(pBatch, dp, chunk);
+    this.backwardInChunks(qBatch, dq, chunk, qDrop);
+    this.backwardInChunks(pBatch, dp, chunk, pDrop);
     return stats;
   }
 
   /** [N, H] pooled embeddings of `batch`, encoded `chunk` sequences at a time, nothing saved. */
-  private embedInChunks(batch: TokenBatch, chunk: number): Tensor {
+  private embedInChunks(batch: TokenBatch, chunk: number, drop: DropoutSpec | null = null): Tensor {
     const gpu = this.gpu;
     const width = this.model.outputDim(this.options.head);
     const out = gpu.alloc([batch.batch, width], "f32", "gradcache.pooled");
@@ -262,6 +294,7 @@ export class Trainer {
         false,
         false,
         this.options.head,
+        drop,
       );
       gpu.copy(pooled, rows(out, start, part.batch));
       gpu.release(pooled);
@@ -270,11 +303,16 @@ export class Trainer {
   }
 
   /** Re-encodes each chunk with saved activations and backpropagates its rows of `dPooled`. */
-  private backwardInChunks(batch: TokenBatch, dPooled: Tensor, chunk: number): void {
+  private backwardInChunks(
+    batch: TokenBatch,
+    dPooled: Tensor,
+    chunk: number,
+    drop: DropoutSpec | null,
+  ): void {
     const gpu = this.gpu, o = this.options;
     for (let start = 0; start < batch.batch; start += chunk) {
       const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
-      const f = this.model.forward(part, o.pooling, true, o.checkpointing, o.head);
+      const f = this.model.forward(part, o.pooling, true, o.checkpointing, o.head, drop);
       gpu.release(f.pooled);
       const width = this.model.outputDim(o.head);
       const d = gpu.alloc([part.batch, width], "f32", "gradcache.dpooled");
