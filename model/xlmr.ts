@@ -21,12 +21,7 @@ import { linear, linearBackward, linearGelu } from "../kernels/matmul.ts";
 import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
 import { geluBackward, tanh, tanhBackward } from "../kernels/gelu.ts";
 import { attention, attentionBackward, type AttentionDims } from "../kernels/attention.ts";
-import {
-  buildScatterPlan,
-  gatherRows,
-  releaseScatterPlan,
-  scatterAddRows,
-} from "../kernels/embedding.ts";
+import { buildScatterPlan, gatherRows, scatterAddRows } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
 import { dropout, dropoutKey } from "../kernels/dropout.ts";
 import { isBert, maxSequenceLength, type XlmrConfig } from "./config.ts";
@@ -478,8 +473,14 @@ export class XlmrModel {
    * encoder, accumulating (+=) into `grads`, and frees the saved state. The pooler is not part of
    * training (cls and mean pooling do not reach it). A checkpointed state has each layer rebuilt
    * from its saved input just before that layer's backward, so one layer's set is alive at a time.
+   * Runs in a {@linkcode Gpu.scope}: gradients of activations and the scatter plans not released
+   * early go when it returns.
    */
-  backward(state: ForwardState, dPooled: Tensor, grads: Grads): void {
+  backward(...args: Parameters<XlmrModel["backwardScoped"]>): void {
+    this.gpu.scope(() => this.backwardScoped(...args), "backward");
+  }
+
+  private backwardScoped(state: ForwardState, dPooled: Tensor, grads: Grads): void {
     const gpu = this.gpu, c = this.config;
     const { batch: B, seq: T } = state.tokens;
     const H = c.hiddenSize;
@@ -643,15 +644,12 @@ export class XlmrModel {
     if (wordGrads.length > 0) {
       const plan = buildScatterPlan(gpu, tokens.ids);
       wordGrads.forEach((t, k) => scatterAddRows(gpu, dEmb, plan, t, k * word.chunkRows));
-      releaseScatterPlan(gpu, plan);
     }
     const posPlan = buildScatterPlan(gpu, tokens.positions);
     scatterAddRows(gpu, dEmb, posPlan, g("embeddings.position_embeddings.weight"), 0);
-    releaseScatterPlan(gpu, posPlan);
     const typePlan = buildScatterPlan(gpu, tokens.typeIds);
     scatterAddRows(gpu, dEmb, typePlan, g("embeddings.token_type_embeddings.weight"), 0);
-    releaseScatterPlan(gpu, typePlan);
-    gpu.release(dEmb, state.ids, state.positions, state.mask, state.last);
+    gpu.release(state.ids, state.positions, state.mask, state.last);
   }
 
   /** Frees a forward state without running the backward (e.g. after a non-finite loss). */

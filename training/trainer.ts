@@ -8,7 +8,7 @@
  * @module
  */
 import type { Gpu } from "../kernels/runtime.ts";
-import { Tensor } from "../kernels/tensor.ts";
+import type { Tensor } from "../kernels/tensor.ts";
 import { l2Normalize, l2NormalizeBackward } from "../kernels/l2_norm.ts";
 import { infoNce } from "../kernels/info_nce.ts";
 import { gradNorm } from "../kernels/grad_norm.ts";
@@ -287,17 +287,18 @@ export class Trainer {
     const width = this.model.outputDim(this.options.head);
     const out = gpu.alloc([batch.batch, width], "f32", "gradcache.pooled");
     for (let start = 0; start < batch.batch; start += chunk) {
-      const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
-      const { pooled } = this.model.forward(
-        part,
-        this.options.pooling,
-        false,
-        false,
-        this.options.head,
-        drop,
-      );
-      gpu.copy(pooled, rows(out, start, part.batch));
-      gpu.release(pooled);
+      gpu.scope(() => {
+        const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
+        const { pooled } = this.model.forward(
+          part,
+          this.options.pooling,
+          false,
+          false,
+          this.options.head,
+          drop,
+        );
+        gpu.copy(pooled, rows(out, start, part.batch));
+      }, "gradcache.embed");
     }
     return out;
   }
@@ -311,14 +312,15 @@ export class Trainer {
   ): void {
     const gpu = this.gpu, o = this.options;
     for (let start = 0; start < batch.batch; start += chunk) {
-      const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
-      const f = this.model.forward(part, o.pooling, true, o.checkpointing, o.head, drop);
-      gpu.release(f.pooled);
-      const width = this.model.outputDim(o.head);
-      const d = gpu.alloc([part.batch, width], "f32", "gradcache.dpooled");
-      gpu.copy(rows(dPooled, start, part.batch), d);
-      this.model.backward(f.state!, d, this.grads);
-      gpu.release(d);
+      gpu.scope(() => {
+        const part = sliceTokenBatch(batch, start, Math.min(chunk, batch.batch - start));
+        const f = this.model.forward(part, o.pooling, true, o.checkpointing, o.head, drop);
+        gpu.release(f.pooled);
+        const width = this.model.outputDim(o.head);
+        const d = gpu.alloc([part.batch, width], "f32", "gradcache.dpooled");
+        gpu.copy(rows(dPooled, start, part.batch), d);
+        this.model.backward(f.state!, d, this.grads);
+      }, "gradcache.backward");
     }
   }
 
@@ -347,14 +349,15 @@ export class Trainer {
               `(got ${b.passages.length})`,
           );
         }
-        const q = embed(b.queries), p = embed(b.passages);
-        const qn = l2Normalize(gpu, q), pn = l2Normalize(gpu, p);
-        const loss = infoNce(gpu, qn.y, pn.y, {
-          temperature: o.temperature,
-          symmetric: o.symmetric,
-        });
-        gpu.release(q, p, qn.y, qn.norm, pn.y, pn.norm, loss.dq, loss.dp);
-        stats.push(loss.stats);
+        stats.push(gpu.scope(() => {
+          const q = embed(b.queries), p = embed(b.passages);
+          const qn = l2Normalize(gpu, q), pn = l2Normalize(gpu, p);
+          const loss = infoNce(gpu, qn.y, pn.y, {
+            temperature: o.temperature,
+            symmetric: o.symmetric,
+          });
+          return loss.stats;
+        }, "evaluateLoss"));
         gpu.flush();
       }
       const values = await gpu.readMany(stats);
@@ -419,5 +422,5 @@ export class Trainer {
 /** Rows `start .. start + count - 1` of a [N, H] tensor, as a view (for buffer copies only). */
 function rows(t: Tensor, start: number, count: number): Tensor {
   const H = t.shape[1];
-  return new Tensor(t.buffer, [count, H], t.dtype, t.offset + start * H * 4);
+  return t.view([count, H], start * H * 4);
 }
