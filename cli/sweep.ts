@@ -20,9 +20,20 @@ export async function sweepCommand(args: string[]): Promise<void> {
     samplers: { type: "string" },
     groups: { type: "string" },
     "limit-questions": { type: "string" },
+    seeds: { type: "string" },
   });
   const evalDir = required("sweep", f, "eval");
   const base = trainOptionsFromFlags("sweep", f);
+  const seeds = listFlag(f, "seeds")?.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0) {
+      throw new UsageError(`--seeds: "${s}" is not an integer ≥ 0`);
+    }
+    return n;
+  });
+  if (seeds && new Set(seeds).size !== seeds.length) {
+    throw new UsageError(`--seeds: a seed is given twice (${seeds.join(",")})`);
+  }
   const variants: SweepVariant[] = [];
   for (const a of listFlag(f, "alphas") ?? []) {
     const alpha = Number(a);
@@ -53,6 +64,7 @@ export async function sweepCommand(args: string[]): Promise<void> {
       evalDir,
       groupsFile: f.groups as string | undefined,
       limitQuestions: f["limit-questions"] ? Number(f["limit-questions"]) : undefined,
+      seeds,
     });
   } finally {
     stop.dispose();

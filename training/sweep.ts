@@ -2,6 +2,10 @@
  * A sweep: the same training with several samplers or mixing ratios, each evaluated on one
  * LAReQA set, compared in one report. With a language-group file ({"group": ["ar", …]}) the
  * report also averages each setting per group (e.g. low- vs high-resource, related vs distant).
+ * With several seeds every setting is trained once per seed (`<variant>/seed-<s>/`) and the table
+ * gives mean ± std over the seeds. With `base.resume`, a finished run (its `train_summary.json`
+ * written for the same sampler, α and seed) is not trained again, an unfinished one continues
+ * from its newest checkpoint.
  * @module
  */
 import { join } from "node:path";
@@ -24,12 +28,43 @@ export interface SweepVariant {
 
 /** What a sweep measured. */
 export interface SweepResult {
-  runs: { variant: SweepVariant; report: LareqaReport; lastLoss: number; curves?: string }[];
+  runs: {
+    variant: SweepVariant;
+    report: LareqaReport;
+    lastLoss: number;
+    curves?: string;
+    /** The training seed (with `seeds`). */
+    seed?: number;
+    /** Finished before this sweep started (resumed sweep): evaluated, not trained again. */
+    skipped?: boolean;
+  }[];
+  /** With `seeds`: per variant, mean and (sample) standard deviation over the seeds. */
+  aggregates?: SweepAggregate[];
   table: string;
   groupTable: string;
   reportPaths: string[];
   /** Set when the base options' stop signal ended the sweep inside a variant's training. */
   stopped?: { variant: SweepVariant; step: number; checkpoint: string };
+}
+
+/** One variant over several seeds: mean and sample standard deviation (n − 1) of each number. */
+export interface SweepAggregate {
+  variant: SweepVariant;
+  seeds: number[];
+  mean: Record<SweepNumber, number>;
+  std: Record<SweepNumber, number>;
+}
+
+/** The numbers a sweep table shows per run. */
+export type SweepNumber = "mono" | "cross" | "multi" | "bias" | "last_loss";
+
+/** Mean and sample standard deviation (NaN std for one value). */
+export function meanStd(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1
+    ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1))
+    : NaN;
+  return { mean, std };
 }
 
 /** Mean of `values` for the languages of each group. */
@@ -60,7 +95,13 @@ export async function runSweep(gpu: Gpu, opts: {
   evalDir: string;
   groupsFile?: string;
   limitQuestions?: number;
+  /** Train every variant once per seed (overrides `base.seed`); the table gives mean ± std. */
+  seeds?: number[];
 }): Promise<SweepResult> {
+  const seeds = opts.seeds;
+  if (seeds && (seeds.length === 0 || new Set(seeds).size !== seeds.length)) {
+    throw new RangeError(`--seeds: give distinct seeds, got ${JSON.stringify(seeds)}`);
+  }
   let groups: Record<string, string[]> | null = null;
   if (opts.groupsFile) {
     try {
@@ -74,28 +115,42 @@ export async function runSweep(gpu: Gpu, opts: {
   }
   const set = await loadLareqa(opts.evalDir, { limitQuestions: opts.limitQuestions });
   const runs: SweepResult["runs"] = [];
-  for (const variant of opts.variants) {
-    const dir = join(opts.base.out, variant.name.replace(/[^A-Za-z0-9.=-]+/g, "_"));
-    console.log(`\n== ${variant.name}`);
-    // With --resume, each variant continues from its own folder (when it has a checkpoint).
-    const resume = opts.base.resume === undefined
-      ? undefined
-      : await findCheckpoint(dir).then(() => dir, () => undefined);
-    const r = await train(gpu, {
+  const jobs = opts.variants.flatMap((variant) =>
+    (seeds ?? [undefined]).map((seed) => ({ variant, seed }))
+  );
+  for (const { variant, seed } of jobs) {
+    const variantDir = join(opts.base.out, variant.name.replace(/[^A-Za-z0-9.=-]+/g, "_"));
+    const dir = seed === undefined ? variantDir : join(variantDir, `seed-${seed}`);
+    console.log(`\n== ${variant.name}${seed === undefined ? "" : ` seed ${seed}`}`);
+    const runOpts: TrainOptions = {
       ...opts.base,
       out: dir,
-      resume,
       sampler: variant.sampler,
       alpha: variant.alpha,
-    });
-    if (r.stopped) {
-      return {
-        runs,
-        table: "",
-        groupTable: "",
-        reportPaths: [],
-        stopped: { variant, ...r.stopped },
-      };
+      ...(seed === undefined ? {} : { seed }),
+    };
+    // With --resume, a finished run is kept as it is and an unfinished one continues from its
+    // own newest checkpoint.
+    const finished = opts.base.resume === undefined ? null : await finishedRun(dir, runOpts);
+    let lastLoss: number;
+    if (finished) {
+      console.log(`finished before: ${dir} (not trained again)`);
+      lastLoss = finished.lastLoss;
+    } else {
+      const resume = opts.base.resume === undefined
+        ? undefined
+        : await findCheckpoint(dir).then(() => dir, () => undefined);
+      const r = await train(gpu, { ...runOpts, resume });
+      if (r.stopped) {
+        return {
+          runs,
+          table: "",
+          groupTable: "",
+          reportPaths: [],
+          stopped: { variant, ...r.stopped },
+        };
+      }
+      lastLoss = r.stats.at(-1)?.loss ?? NaN;
     }
     const enc = await Encoder.load(gpu, dir);
     const report = await evaluateLareqa(
@@ -116,16 +171,58 @@ export async function runSweep(gpu: Gpu, opts: {
     );
     enc.release();
     const curves = await Deno.readTextFile(join(dir, "training_curves.svg")).catch(() => undefined);
-    runs.push({ variant, report, lastLoss: r.stats.at(-1)?.loss ?? NaN, curves });
+    runs.push({
+      variant,
+      report,
+      lastLoss,
+      curves,
+      ...(seed === undefined ? {} : { seed }),
+      ...(finished ? { skipped: true } : {}),
+    });
   }
   const header =
     "| run | mono | cross | multi | bias ↓ | last loss |\n| --- | ---: | ---: | ---: | ---: | ---: |";
-  const table = header + "\n" +
-    runs.map(({ variant, report, lastLoss }) =>
-      `| ${variant.name} | ${fixed(report.map.monolingual, 3)} | ` +
-      `${fixed(report.map.crosslingual, 3)} | ${fixed(report.map.multilingual, 3)} | ` +
-      `${fixed(report.language_bias.mean, 1)} | ${fixed(lastLoss, 3)} |`
-    ).join("\n");
+  const numbers = (r: SweepResult["runs"][number]): Record<SweepNumber, number> => ({
+    mono: r.report.map.monolingual ?? NaN,
+    cross: r.report.map.crosslingual ?? NaN,
+    multi: r.report.map.multilingual ?? NaN,
+    bias: r.report.language_bias.mean ?? NaN,
+    last_loss: r.lastLoss,
+  });
+  const digits: Record<SweepNumber, number> = {
+    mono: 3,
+    cross: 3,
+    multi: 3,
+    bias: 1,
+    last_loss: 3,
+  };
+  const keys = Object.keys(digits) as SweepNumber[];
+  let aggregates: SweepAggregate[] | undefined;
+  let table: string;
+  if (seeds) {
+    aggregates = opts.variants.map((variant) => {
+      const mine = runs.filter((r) => r.variant === variant);
+      const stats = keys.map((k) => [k, meanStd(mine.map((r) => numbers(r)[k]))] as const);
+      return {
+        variant,
+        seeds: mine.map((r) => r.seed!),
+        mean: Object.fromEntries(stats.map(([k, s]) => [k, s.mean])) as Record<SweepNumber, number>,
+        std: Object.fromEntries(stats.map(([k, s]) => [k, s.std])) as Record<SweepNumber, number>,
+      };
+    });
+    table = `${header}\n` +
+      aggregates.map((a) =>
+        `| ${a.variant.name} (${a.seeds.length} seeds) | ` +
+        keys.map((k) => `${fixed(a.mean[k], digits[k])} ± ${fixed(a.std[k], digits[k])}`).join(
+          " | ",
+        ) + " |"
+      ).join("\n");
+  } else {
+    table = header + "\n" +
+      runs.map((r) =>
+        `| ${r.variant.name} | ${keys.map((k) => fixed(numbers(r)[k], digits[k])).join(" | ")} |`
+      ).join("\n");
+  }
   let groupTable = "";
   if (groups) {
     const names = Object.keys(groups);
@@ -133,20 +230,22 @@ export async function runSweep(gpu: Gpu, opts: {
       names.map((g) => `multi ${g}`).join(" | ")
     } | ${names.map((g) => `mono ${g}`).join(" | ")} |\n` +
       `| --- |${" ---: |".repeat(names.length * 2)}\n` +
-      runs.map(({ variant, report }) => {
+      runs.map(({ variant, report, seed }) => {
         const multi = groupMeans(report.multilingual_by_language, groups!);
         const mono = groupMeans(
           Object.fromEntries(Object.keys(report.pairs).map((l) => [l, report.pairs[l][l]])),
           groups!,
         );
-        return `| ${variant.name} | ${
-          names.map((g) => fixed(multi[g], 3)).join(" | ")
+        return `| ${runName(variant, seed)} | ${
+          names.map((g) =>
+            fixed(multi[g], 3)
+          ).join(" | ")
         } | ${names.map((g) => fixed(mono[g], 3)).join(" | ")} |`;
       }).join("\n");
   }
   const reportPaths = await writeReportDir(
     join(opts.base.out, "report"),
-    runs.map((r) => ({ name: r.variant.name, report: r.report, curves: r.curves })),
+    runs.map((r) => ({ name: runName(r.variant, r.seed), report: r.report, curves: r.curves })),
   );
   if (groupTable) {
     const path = join(opts.base.out, "report", "groups.md");
@@ -154,8 +253,57 @@ export async function runSweep(gpu: Gpu, opts: {
     reportPaths.push(path);
   }
   await writeJsonAtomic(join(opts.base.out, "sweep.json"), {
-    runs: runs.map((r) => ({ ...r.variant, last_loss: r.lastLoss, report: r.report })),
+    runs: runs.map((r) => ({
+      ...r.variant,
+      ...(r.seed === undefined ? {} : { seed: r.seed }),
+      last_loss: r.lastLoss,
+      report: r.report,
+    })),
+    ...(aggregates
+      ? {
+        aggregates: aggregates.map((a) => ({
+          ...a.variant,
+          seeds: a.seeds,
+          mean: a.mean,
+          std: a.std,
+          std_kind: "sample (n − 1)",
+        })),
+      }
+      : {}),
     groups,
   });
-  return { runs, table: groupTable ? `${table}\n\n${groupTable}` : table, groupTable, reportPaths };
+  return {
+    runs,
+    aggregates,
+    table: groupTable ? `${table}\n\n${groupTable}` : table,
+    groupTable,
+    reportPaths,
+  };
+}
+
+function runName(variant: SweepVariant, seed?: number): string {
+  return seed === undefined ? variant.name : `${variant.name} seed=${seed}`;
+}
+
+/**
+ * A run folder whose training finished with these settings (its train_summary.json is written
+ * last and records the sampler, α and seed), with its last loss; null otherwise.
+ */
+async function finishedRun(dir: string, o: TrainOptions): Promise<{ lastLoss: number } | null> {
+  let summary: { last_loss?: number; options?: Record<string, unknown> };
+  try {
+    summary = JSON.parse(await Deno.readTextFile(join(dir, "train_summary.json")));
+  } catch {
+    return null;
+  }
+  const s = summary.options ?? {};
+  const same = s.sampler === o.sampler && s.alpha === o.alpha && s.seed === (o.seed ?? 42) &&
+    (o.steps === undefined || s.totalSteps === o.steps);
+  if (!same) return null;
+  try {
+    await Deno.stat(join(dir, "model.safetensors"));
+  } catch {
+    return null;
+  }
+  return { lastLoss: typeof summary.last_loss === "number" ? summary.last_loss : NaN };
 }
