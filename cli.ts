@@ -1,86 +1,43 @@
 /**
  * Command-line entry point: `deno run -A cli.ts <command> [flags]`. Each command lives in
- * `cli/<command>.ts`; this file only dispatches and turns errors into one clear line.
+ * `cli/<command>.ts` (listed in `cli/commands.ts`); this file only dispatches and turns errors into
+ * one clear line: usage errors exit 2, `--help` prints the command's flags and exits 0.
  * @module
  */
-import { UsageError } from "./cli/flags.ts";
+import { HelpRequested, UsageError } from "./cli/flags.ts";
+import { COMMANDS } from "./cli/commands.ts";
 
-const COMMANDS: Record<
-  string,
-  { help: string; run: () => Promise<(args: string[]) => Promise<void>> }
-> = {
-  demo: {
-    help:
-      "train xx / xy / hybrid on an embedded synthetic corpus and compare them [--quick] [--out DIR]",
-    run: async () => (await import("./cli/demo.ts")).demoCommand,
-  },
-  init: {
-    help: "write a random Hugging Face-format model: --out DIR --config tiny|base|large|FILE.json",
-    run: async () => (await import("./cli/init.ts")).initCommand,
-  },
-  tokenize: {
-    help: "--tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]",
-    run: async () => (await import("./cli/tokenize.ts")).tokenizeCommand,
-  },
-  embed: {
-    help: "--model DIR --input IN.jsonl --out OUT.safetensors [--pooling cls|mean|pooler]",
-    run: async () => (await import("./cli/embed.ts")).embedCommand,
-  },
-  train: {
-    help: "--model DIR --train DATA --out DIR [--sampler xx|xy|hybrid|lang-sim] [--alpha A] …",
-    run: async () => (await import("./cli/train.ts")).trainCommand,
-  },
-  eval: {
-    help: "--model DIR --dataset DIR --out FILE.json [--langs …] [--limit-questions N]",
-    run: async () => (await import("./cli/eval.ts")).evalCommand,
-  },
-  mine: {
-    help: "hard negatives: --model DIR --train DATA --out OUT.jsonl [--negatives N] …",
-    run: async () => (await import("./cli/mine.ts")).mineCommand,
-  },
-  compare: {
-    help: "RUN_A RUN_B: paired bootstrap CI and p per metric [--resamples N] [--report DIR]",
-    run: async () => (await import("./cli/compare.ts")).compareCommand,
-  },
-  sweep: {
-    help: "train with several α or samplers and write one comparison report",
-    run: async () => (await import("./cli/sweep.ts")).sweepCommand,
-  },
-  bench: {
-    help:
-      "benchmarks: bench matmul --m M --n N --k K | bench step --config tiny | bench peers [--json]",
-    run: async () => (await import("./cli/bench.ts")).benchCommand,
-  },
-  plan: {
-    help: "memory plan: --config base --batch-size 100 --max-length 128 [--json]",
-    run: async () => (await import("./cli/plan.ts")).planCommand,
-  },
-  smoke: {
-    help: "print the adapter and run each kernel once",
-    run: async () => (await import("./cli/smoke.ts")).smokeCommand,
-  },
-};
-
-function usage(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.help}`);
-  return `usage: deno run -A cli.ts <command> [flags]\n\ncommands:\n${lines.join("\n")}`;
+async function usage(): Promise<string> {
+  const lines: string[] = [];
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    lines.push(`  ${name.padEnd(9)} ${(await load()).summary}`);
+  }
+  return `usage: deno run -A cli.ts <command> [flags]\n\ncommands:\n${lines.join("\n")}\n\n` +
+    "deno run -A cli.ts <command> --help lists a command's flags with their defaults.";
 }
 
 if (import.meta.main) {
   Deno.env.get("XDG_RUNTIME_DIR") ?? Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   const [name, ...args] = Deno.args;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    console.log(usage());
-    Deno.exit(name ? 0 : 2);
+    // `help <command> [subcommand]` is `<command> [subcommand] --help`.
+    if (name !== "help" || !args[0] || !Object.hasOwn(COMMANDS, args[0])) {
+      console.log(await usage());
+      Deno.exit(name ? 0 : 2);
+    }
   }
-  const command = COMMANDS[name];
-  if (!command) {
-    console.error(`unknown command "${name}"\n\n${usage()}`);
+  const [command, ...rest] = name === "help" ? [...args, "--help"] : [name, ...args];
+  if (!Object.hasOwn(COMMANDS, command)) {
+    console.error(`unknown command "${command}"\n\n${await usage()}`);
     Deno.exit(2);
   }
   try {
-    await (await command.run())(args);
+    await (await COMMANDS[command]()).run(rest);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.text);
+      Deno.exit(0);
+    }
     if (e instanceof UsageError) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);

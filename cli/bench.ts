@@ -5,11 +5,13 @@
  * `linear` layout) and reports the median wall time of R runs after W warm-ups, each run one
  * submit and one wait, plus the GPU time from timestamp queries when the adapter has them.
  *
- * `bench step ...` (whole training steps, cli/bench_step.ts) and `bench peers ...` (ours against
- * tfjs-webgpu on the same adapter, bench/peers/tfjs_peer_bench.ts) dispatch to their own files.
+ * `bench step ...` (whole training steps, cli/bench_step.ts), `bench peers ...` (ours against
+ * tfjs-webgpu on the same adapter, bench/peers/tfjs_peer_bench.ts; flags in cli/bench_peers.ts)
+ * and `bench soak ...` (cli/bench_soak.ts) dispatch to their own files.
  * @module
  */
-import { parseArgs } from "node:util";
+import { defineFlags, type FlagDef, type FlagParser, HelpRequested, UsageError } from "./flags.ts";
+import { BENCH_PEERS_FLAGS } from "./bench_peers.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { linear } from "../kernels/matmul.ts";
 
@@ -27,21 +29,39 @@ export interface MatmulBenchResult {
   adapter: string;
 }
 
-const USAGE = "usage: bench matmul --m M --n N --k K [--runs R] [--warmup W] [--json]\n" +
-  "       bench step --config tiny|small|base --batch-size B --max-length T [--steps N] [--json]\n" +
-  "       bench peers [--quick] [--json]\n" +
-  "       bench soak [--steps 2000] [--eval-every 200] [--save-every 250] [--lose-device-at S] [--json]";
+/** What `bench` does, in one line (`cli.ts --help`). */
+export const BENCH_SUMMARY = "benchmarks: bench matmul | step | peers | soak " +
+  "(bench <name> --help lists its flags)";
 
-function positiveInt(flag: string, value: string | undefined, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new TypeError(`bench matmul: missing --${flag}\n${USAGE}`);
-    return fallback;
-  }
-  const v = Number(value);
-  if (!Number.isInteger(v) || v < (flag === "warmup" ? 0 : 1)) {
-    throw new RangeError(`bench matmul: --${flag} must be a positive integer, got "${value}"`);
-  }
-  return v;
+/** The flags of `bench matmul`. */
+export const BENCH_MATMUL_FLAGS = defineFlags({
+  command: "bench matmul",
+  summary: "time X[M,K]·W[N,K]ᵀ (the linear layout): median wall time, GFLOP/s, GPU timestamps",
+  flags: {
+    m: { type: "integer", min: 1, required: true, description: "rows of X" },
+    n: { type: "integer", min: 1, required: true, description: "rows of W (output columns)" },
+    k: { type: "integer", min: 1, required: true, description: "inner dimension" },
+    runs: { type: "integer", min: 1, default: 5, description: "timed runs" },
+    warmup: { type: "integer", min: 0, default: 1, description: "untimed runs first" },
+    json: { type: "boolean", description: "print one JSON object" },
+  },
+});
+
+/** The specs of every `bench` subcommand, in the order the help lists them. */
+export async function benchSpecs(): Promise<FlagParser<Record<string, FlagDef>>[]> {
+  return [
+    BENCH_MATMUL_FLAGS,
+    (await import("./bench_step.ts")).BENCH_STEP_FLAGS,
+    BENCH_PEERS_FLAGS,
+    (await import("./bench_soak.ts")).BENCH_SOAK_FLAGS,
+  ] as FlagParser<Record<string, FlagDef>>[];
+}
+
+async function benchUsage(): Promise<string> {
+  const specs = await benchSpecs();
+  const width = Math.max(...specs.map((s) => s.command.length));
+  return `usage: deno run -A cli.ts bench <name> [flags]\n\n${BENCH_SUMMARY}\n\n` +
+    specs.map((s) => `  ${s.command.padEnd(width)}  ${s.summary}`).join("\n");
 }
 
 function median(xs: number[]): number {
@@ -51,7 +71,7 @@ function median(xs: number[]): number {
 }
 
 /**
- * Runs `bench <op> ...flags` (`args` are the words after `bench`). Throws a TypeError naming the
+ * Runs `bench <op> ...flags` (`args` are the words after `bench`). Throws a UsageError naming the
  * flag on an unknown flag or a missing value.
  *
  * @example
@@ -62,10 +82,13 @@ function median(xs: number[]): number {
  */
 export async function benchCommand(args: string[]): Promise<void> {
   const [op, ...rest] = args;
+  if (op === "--help" || op === "-h") throw new HelpRequested(await benchUsage());
   // Whole training steps and the tfjs-webgpu comparison live in files of their own.
   if (op === "step") return (await import("./bench_step.ts")).benchStepCommand(rest);
   if (op === "soak") return (await import("./bench_soak.ts")).benchSoakCommand(rest);
   if (op === "peers") {
+    // Flags (and --help) are checked before tfjs is loaded.
+    BENCH_PEERS_FLAGS.parse(rest);
     // bench/peers needs the dev-only tfjs packages and is not published: it runs from a checkout.
     if (!import.meta.url.startsWith("file:")) {
       throw new Error(
@@ -82,35 +105,12 @@ export async function benchCommand(args: string[]): Promise<void> {
     return (await import(`../bench/peers/${peer}.ts`)).peersCommand(rest);
   }
   if (op !== "matmul") {
-    throw new TypeError(
-      `bench: unknown or missing benchmark ${JSON.stringify(op ?? "")}\n${USAGE}`,
+    throw new UsageError(
+      `bench: unknown or missing benchmark ${JSON.stringify(op ?? "")}\n${await benchUsage()}`,
     );
   }
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        m: { type: "string" },
-        n: { type: "string" },
-        k: { type: "string" },
-        runs: { type: "string" },
-        warmup: { type: "string" },
-        json: { type: "boolean" },
-      },
-    }));
-  } catch (e) {
-    // node:util names the offending flag ("Unknown option '--x'", "Option '--m <value>' argument
-    // missing"); keep its words and add the usage.
-    throw new TypeError(`bench matmul: ${(e as Error).message}\n${USAGE}`);
-  }
-  const m = positiveInt("m", values.m as string | undefined);
-  const n = positiveInt("n", values.n as string | undefined);
-  const k = positiveInt("k", values.k as string | undefined);
-  const runs = positiveInt("runs", values.runs as string | undefined, 5);
-  const warmup = positiveInt("warmup", values.warmup as string | undefined, 1);
+  const values = BENCH_MATMUL_FLAGS.parse(rest);
+  const { m, n, k, runs, warmup } = values;
 
   const gpu = await Gpu.create();
   const x = gpu.alloc([m, k], "f32", "bench.x");

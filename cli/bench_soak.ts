@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { defineFlags, UsageError } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { buildSyntheticCorpus, writeSyntheticCorpus } from "../demo/synthetic.ts";
 import { XlmrTokenizer } from "../model/tokenizer.ts";
@@ -205,49 +205,72 @@ export async function runSoak(opts: {
   };
 }
 
+/** The flags of `bench soak`. */
+export const BENCH_SOAK_FLAGS = defineFlags({
+  command: "bench soak",
+  summary: "a long training run with evals, rotated checkpoints and a simulated device loss: " +
+    "is memory flat, does step time drift",
+  flags: {
+    steps: { type: "integer", min: 1, default: 2000, description: "training steps" },
+    "eval-every": {
+      type: "integer",
+      min: 1,
+      default: 200,
+      description: "evaluate (and report a sample) every N steps; a multiple of --sample-every",
+    },
+    "save-every": {
+      type: "integer",
+      min: 1,
+      default: 250,
+      description: "checkpoint every N steps",
+    },
+    "save-total-limit": {
+      type: "integer",
+      min: 1,
+      default: 2,
+      description: "checkpoints kept",
+    },
+    "lose-device-at": {
+      type: "integer",
+      min: 0,
+      defaultText: "55% of --steps",
+      description: "destroy the device at this step (0: never)",
+    },
+    "sample-every": {
+      type: "integer",
+      min: 1,
+      default: 50,
+      description: "read losses back and sample memory every N steps",
+    },
+    out: {
+      type: "string",
+      arg: "DIR",
+      defaultText: "a new temporary folder",
+      description: "work folder",
+    },
+    json: { type: "boolean", description: "print the report as one JSON object" },
+  },
+});
+
 /** Runs `bench soak ...flags`. */
 export async function benchSoakCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      steps: { type: "string" },
-      "eval-every": { type: "string" },
-      "save-every": { type: "string" },
-      "save-total-limit": { type: "string" },
-      "lose-device-at": { type: "string" },
-      "sample-every": { type: "string" },
-      out: { type: "string" },
-      json: { type: "boolean" },
-    },
-  });
-  const int = (name: keyof typeof values, fallback: number, min: number) => {
-    const v = values[name];
-    if (v === undefined) return fallback;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) {
-      throw new RangeError(`bench soak: --${name} must be an integer ≥ ${min}, got "${v}"`);
-    }
-    return n;
-  };
-  const steps = int("steps", 2000, 1);
-  const evalEvery = int("eval-every", 200, 1);
+  const values = BENCH_SOAK_FLAGS.parse(args);
+  const steps = values.steps;
+  const evalEvery = values["eval-every"];
   const opts = {
     steps,
     evalEvery,
-    saveEvery: int("save-every", 250, 1),
-    saveTotalLimit: int("save-total-limit", 2, 1),
+    saveEvery: values["save-every"],
+    saveTotalLimit: values["save-total-limit"],
     // Between checkpoints, so the recovery replays steps.
-    loseDeviceAt: int("lose-device-at", Math.round(steps * 0.55), 0),
-    sampleEvery: int("sample-every", 50, 1),
-    out: typeof values.out === "string"
-      ? values.out
-      : await Deno.makeTempDir({ prefix: "xlmr_soak_" }),
+    loseDeviceAt: values["lose-device-at"] ?? Math.round(steps * 0.55),
+    sampleEvery: values["sample-every"],
+    out: values.out ?? await Deno.makeTempDir({ prefix: "xlmr_soak_" }),
   };
   if (opts.evalEvery % opts.sampleEvery !== 0) {
-    throw new RangeError("bench soak: --eval-every must be a multiple of --sample-every");
+    throw new UsageError("bench soak: --eval-every must be a multiple of --sample-every");
   }
-  const json = values.json === true;
+  const json = values.json;
   const r = await runSoak({ ...opts, log: json ? undefined : (l) => console.log(l) });
   if (json) {
     console.log(JSON.stringify(r));

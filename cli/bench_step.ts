@@ -20,12 +20,46 @@
  */
 import { mulberry32 } from "../model/init.ts";
 import { Gpu, type KernelSpec, type ParamValue } from "../kernels/runtime.ts";
-import { choiceFlag, numberFlag, parseFlags } from "./flags.ts";
+import { defineFlags } from "./flags.ts";
 import { Tensor } from "../kernels/tensor.ts";
 import { XlmrParams } from "../model/params.ts";
 import { maxSequenceLength, type XlmrConfig } from "../model/config.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer } from "../training/trainer.ts";
 import { memoryPlan, planConfig, type PlanConfigName } from "../training/memory_plan.ts";
+
+/** The flags of `bench step`; their defaults are {@linkcode runStepBench}'s. */
+export const BENCH_STEP_FLAGS = defineFlags({
+  command: "bench step",
+  summary:
+    "time whole contrastive training steps on random ids and profile one by phase and kernel",
+  flags: {
+    config: {
+      type: "choice",
+      choices: ["tiny", "small", "base", "large"],
+      default: "tiny",
+      description: "model size",
+    },
+    "batch-size": { type: "integer", min: 1, default: 8, description: "queries per batch" },
+    "max-length": { type: "integer", min: 2, default: 32, description: "tokens per sequence" },
+    steps: { type: "integer", min: 1, default: 3, description: "timed steps after warm-up" },
+    warmup: { type: "integer", min: 0, default: 1, description: "untimed steps first" },
+    vocab: {
+      type: "integer",
+      min: 8,
+      defaultText: "the config's",
+      description: "vocabulary size (the word table is the largest tensor)",
+    },
+    "hard-negatives": {
+      type: "integer",
+      min: 0,
+      default: 0,
+      description: "hard negatives per query",
+    },
+    seed: { type: "integer", min: 0, default: 1, description: "seed of the weights and ids" },
+    "no-profile": { type: "boolean", description: "skip the captured-and-replayed profile step" },
+    json: { type: "boolean", description: "print one JSON object instead of the summary" },
+  },
+});
 
 /** Options of {@linkcode runStepBench}. */
 export interface StepBenchOptions {
@@ -159,7 +193,10 @@ async function replay(
  * ```
  */
 export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepBenchResult> {
-  const steps = o.steps ?? 3, warmup = o.warmup ?? 1, hardNegatives = o.hardNegatives ?? 0;
+  const d = BENCH_STEP_FLAGS.flags;
+  const steps = o.steps ?? d.steps.default, warmup = o.warmup ?? d.warmup.default;
+  const hardNegatives = o.hardNegatives ?? d["hard-negatives"].default;
+  const seed = o.seed ?? d.seed.default;
   const overrides: Partial<XlmrConfig> = o.vocab ? { vocabSize: o.vocab } : {};
   const config = planConfig(o.config, overrides);
   const maxTokens = maxSequenceLength(config);
@@ -173,8 +210,8 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     maxLength: o.maxLength,
     hardNegatives,
   });
-  const next = mulberry32(o.seed ?? 1);
-  const params = XlmrParams.init(gpu, config, o.seed ?? 1);
+  const next = mulberry32(seed);
+  const params = XlmrParams.init(gpu, config, seed);
   const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS });
   const P = o.batchSize * (1 + hardNegatives);
   const batches = Array.from({ length: warmup + steps + 1 }, () => ({
@@ -370,29 +407,17 @@ export function formatStepBench(r: StepBenchResult): string {
  * ```
  */
 export async function benchStepCommand(args: string[]): Promise<void> {
-  const f = parseFlags("bench step", args, {
-    config: { type: "string" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-    steps: { type: "string" },
-    warmup: { type: "string" },
-    vocab: { type: "string" },
-    "hard-negatives": { type: "string" },
-    seed: { type: "string" },
-    "no-profile": { type: "boolean" },
-    json: { type: "boolean" },
-  });
-  const config = choiceFlag(f, "config", ["tiny", "small", "base", "large"] as const) ?? "tiny";
+  const f = BENCH_STEP_FLAGS.parse(args);
   const result = await runStepBench(await Gpu.create(), {
-    config,
-    batchSize: numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 8,
-    maxLength: numberFlag(f, "max-length", { integer: true, min: 2 }) ?? 32,
-    steps: numberFlag(f, "steps", { integer: true, min: 1 }),
-    warmup: numberFlag(f, "warmup", { integer: true, min: 0 }),
-    vocab: numberFlag(f, "vocab", { integer: true, min: 8 }),
-    hardNegatives: numberFlag(f, "hard-negatives", { integer: true, min: 0 }),
-    seed: numberFlag(f, "seed", { integer: true, min: 0 }),
-    profile: f["no-profile"] !== true,
+    config: f.config,
+    batchSize: f["batch-size"],
+    maxLength: f["max-length"],
+    steps: f.steps,
+    warmup: f.warmup,
+    vocab: f.vocab,
+    hardNegatives: f["hard-negatives"],
+    seed: f.seed,
+    profile: !f["no-profile"],
   });
   console.log(f.json ? JSON.stringify(result) : formatStepBench(result));
 }

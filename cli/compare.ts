@@ -7,9 +7,8 @@
  * (`a1,a2,a3 b1,b2,b3`) and are resampled too.
  * @module
  */
-import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
-import { numberFlag, UsageError } from "./flags.ts";
+import { defineFlags, UsageError } from "./flags.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { compareRuns, renderComparisonReport } from "../eval/compare.ts";
 import { readTextStrict } from "../util/text_file.ts";
@@ -53,33 +52,43 @@ export async function readEvalJson(path: string): Promise<{ file: string; json: 
   }
 }
 
+/** The flags of `compare`. */
+export const COMPARE_FLAGS = defineFlags({
+  command: "compare",
+  summary: "RUN_B − RUN_A per metric with 95% paired-bootstrap intervals and p-values",
+  positionals: "RUN_A RUN_B",
+  flags: {
+    resamples: {
+      type: "integer",
+      min: 100,
+      max: 1e7,
+      default: 10000,
+      description: "bootstrap resamples",
+    },
+    seed: {
+      type: "integer",
+      min: 0,
+      max: 2 ** 32 - 1,
+      default: 0,
+      description: "seed of the resampling",
+    },
+    out: { type: "string", arg: "FILE.json", description: "write the comparison as JSON" },
+    report: { type: "string", arg: "DIR", description: "write report.md and report.html" },
+  },
+});
+
 /** Runs the `compare` command. */
 export async function compareCommand(args: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        resamples: { type: "string" },
-        seed: { type: "string" },
-        out: { type: "string" },
-        report: { type: "string" },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (e) {
-    throw new UsageError(`compare: ${(e as Error).message}`);
-  }
-  const f = parsed.values as Record<string, string | undefined>;
+  const parsed = COMPARE_FLAGS.parsePositionals(args);
+  const f = parsed.values;
   if (parsed.positionals.length !== 2) {
     throw new UsageError(
       `compare: expected two runs (RUN_A RUN_B: eval JSONs or run folders), got ` +
         `${parsed.positionals.length}`,
     );
   }
-  const resamples = numberFlag(f, "resamples", { integer: true, min: 100, max: 1e7 }) ?? 10000;
-  const seed = numberFlag(f, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0;
+  const resamples = f.resamples;
+  const seed = f.seed;
   // A side may list several runs (seeds) separated by commas.
   const [pa, pb] = parsed.positionals.map((p) => p.split(",").filter((x) => x !== ""));
   if (pa.length === 0 || pb.length === 0) throw new UsageError("compare: a run is empty");

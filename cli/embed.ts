@@ -9,7 +9,7 @@
  * {@linkcode runEmbedJob}); a first SIGINT/SIGTERM exits 130/143 without writing OUT.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { choiceFlag, defineFlags, numberFlag, required, UsageError } from "./flags.ts";
 import { parseShard, type Shard } from "../eval/shards.ts";
 import { runEmbedJob } from "./embed_job.ts";
 import { readJsonl } from "./jsonl.ts";
@@ -22,24 +22,89 @@ import { printAdapter, readRunPrompts } from "./provenance.ts";
 import { progress } from "./progress.ts";
 import { shardRange } from "../eval/shards.ts";
 
+/** The flags of `embed`. */
+export const EMBED_FLAGS = defineFlags({
+  command: "embed",
+  summary: "embed JSONL texts (or ids) into one F32 safetensors tensor [lines, hidden]",
+  flags: {
+    model: {
+      type: "string",
+      required: true,
+      arg: "DIR|ORG/NAME[@REV]",
+      description: "model folder or Hugging Face Hub id",
+    },
+    input: {
+      type: "string",
+      required: true,
+      arg: "IN.jsonl",
+      description: '{"text": …} or {"input_ids": […]} lines',
+    },
+    out: {
+      type: "string",
+      required: true,
+      arg: "OUT.safetensors",
+      description: "tensor `embeddings`, in input order, not normalised",
+    },
+    pooling: {
+      type: "choice",
+      choices: ["cls", "mean", "pooler"],
+      defaultText: "the folder's sentence-transformers pipeline, else cls",
+      description: "how token vectors become one",
+    },
+    "max-length": {
+      type: "integer",
+      min: 2,
+      defaultText: "the folder's max_seq_length, else 512",
+      description: "tokens per text",
+    },
+    "batch-size": { type: "integer", min: 1, default: 64, description: "texts per GPU batch" },
+    tokenizer: {
+      type: "string",
+      arg: "DIR",
+      defaultText: "the model's",
+      description: "tokenizer files",
+    },
+    "max-memory": {
+      type: "string",
+      arg: "SIZE",
+      description: "refuse before the GPU starts when the job needs more (e.g. 2GiB)",
+    },
+    dtype: {
+      type: "choice",
+      choices: ["f32", "f16"],
+      defaultText: "f32",
+      description: "linear weights (f16: f32 accumulation)",
+    },
+    prefix: {
+      type: "string",
+      arg: "P",
+      defaultText: "the --prompt-name prompt",
+      description: "prepended to every text",
+    },
+    "prompt-name": {
+      type: "choice",
+      choices: ["query", "passage"],
+      defaultText: "the folder's default_prompt_name, else none",
+      description: "a prompt the model folder records",
+    },
+    shard: {
+      type: "string",
+      arg: "I/N",
+      description: "embed only the I-th of N contiguous parts",
+    },
+    "part-lines": {
+      type: "integer",
+      min: 1,
+      default: 4096,
+      description: "longer jobs write resumable parts to OUT.parts/",
+    },
+    quiet: { type: "boolean", description: "no progress, warnings only" },
+  },
+});
+
 /** Runs the `embed` command. */
 export async function embedCommand(args: string[]): Promise<void> {
-  const f = parseFlags("embed", args, {
-    model: { type: "string" },
-    input: { type: "string" },
-    out: { type: "string" },
-    pooling: { type: "string" },
-    "max-length": { type: "string" },
-    "batch-size": { type: "string" },
-    tokenizer: { type: "string" },
-    "max-memory": { type: "string" },
-    dtype: { type: "string" },
-    prefix: { type: "string" },
-    "prompt-name": { type: "string" },
-    shard: { type: "string" },
-    "part-lines": { type: "string" },
-    quiet: { type: "boolean" },
-  });
+  const f = EMBED_FLAGS.parseRaw(args);
   const quiet = f.quiet === true;
   const modelSpec = required("embed", f, "model");
   const input = required("embed", f, "input");

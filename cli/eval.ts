@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { choiceFlag, defineFlags, listFlag, numberFlag, required, UsageError } from "./flags.ts";
 import { evalShardMode, shardEmbed } from "./eval_shards.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
@@ -43,30 +43,109 @@ async function isBeir(dir: string): Promise<boolean> {
   }
 }
 
+/** The flags of `eval`. */
+export const EVAL_FLAGS = defineFlags({
+  command: "eval",
+  summary: "retrieval metrics of a model on LAReQA (XQuAD-R, MLQA-R), BEIR/MIRACL or Tatoeba, " +
+    "with provenance",
+  flags: {
+    model: {
+      type: "string",
+      required: true,
+      arg: "DIR|ORG/NAME[@REV]",
+      description: "model folder or Hugging Face Hub id",
+    },
+    dataset: {
+      type: "string",
+      required: true,
+      arg: "DIR|xquad-r|mlqa-r",
+      description: "a LAReQA, BEIR or Tatoeba folder, or a named LAReQA set (downloaded)",
+    },
+    out: { type: "string", required: true, arg: "FILE.json", description: "the results" },
+    langs: { type: "list", defaultText: "all", description: "languages to evaluate" },
+    pooling: {
+      type: "choice",
+      choices: ["cls", "mean", "pooler"],
+      defaultText: "the folder's sentence-transformers pipeline, else cls",
+      description: "how token vectors become one",
+    },
+    "max-length": {
+      type: "integer",
+      min: 3,
+      defaultText: "the folder's max_seq_length, else 512",
+      description: "tokens per text",
+    },
+    candidate: {
+      type: "choice",
+      choices: ["sentence", "sentence+context"],
+      default: "sentence",
+      description: "LAReQA candidate text (with its paragraph as the pair)",
+    },
+    "batch-size": { type: "integer", min: 1, default: 64, description: "texts per GPU batch" },
+    "limit-questions": {
+      type: "integer",
+      min: 1,
+      defaultText: "all",
+      description: "the first N questions (Tatoeba: pairs) of each language",
+    },
+    "block-size": {
+      type: "integer",
+      min: 1,
+      defaultText: "all candidates",
+      description: "candidates scored per GPU block (no effect on results)",
+    },
+    report: { type: "string", arg: "DIR", description: "write report.md and report.html" },
+    tokenizer: {
+      type: "string",
+      arg: "DIR|ORG/NAME",
+      defaultText: "the model's",
+      description: "tokenizer files",
+    },
+    "max-memory": {
+      type: "string",
+      arg: "SIZE",
+      description: "refuse before the GPU starts when the job needs more (e.g. 2GiB)",
+    },
+    dtype: {
+      type: "choice",
+      choices: ["f32", "f16"],
+      defaultText: "f32",
+      description: "linear weights (f16: f32 accumulation)",
+    },
+    "query-prefix": {
+      type: "string",
+      arg: "P",
+      defaultText: "the model folder's query prompt, else none",
+      description: "prepended to questions",
+    },
+    "passage-prefix": {
+      type: "string",
+      arg: "P",
+      defaultText: "the model folder's passage prompt, else none",
+      description: "prepended to candidates",
+    },
+    quiet: { type: "boolean", description: "no progress, warnings only" },
+    shard: {
+      type: "string",
+      arg: "I/N",
+      description: "with --save-embeddings: embed the I-th of N parts only",
+    },
+    "save-embeddings": {
+      type: "string",
+      arg: "DIR",
+      description: "with --shard: where this shard's embeddings go",
+    },
+    embeddings: {
+      type: "string",
+      arg: "DIR",
+      description: "rank from the N saved shards instead of embedding",
+    },
+  },
+});
+
 /** Runs the `eval` command. */
 export async function evalCommand(args: string[]): Promise<void> {
-  const f = parseFlags("eval", args, {
-    model: { type: "string" },
-    dataset: { type: "string" },
-    out: { type: "string" },
-    langs: { type: "string" },
-    pooling: { type: "string" },
-    "max-length": { type: "string" },
-    candidate: { type: "string" },
-    "batch-size": { type: "string" },
-    "limit-questions": { type: "string" },
-    "block-size": { type: "string" },
-    report: { type: "string" },
-    tokenizer: { type: "string" },
-    "max-memory": { type: "string" },
-    dtype: { type: "string" },
-    "query-prefix": { type: "string" },
-    "passage-prefix": { type: "string" },
-    quiet: { type: "boolean" },
-    shard: { type: "string" },
-    "save-embeddings": { type: "string" },
-    embeddings: { type: "string" },
-  });
+  const f = EVAL_FLAGS.parseRaw(args);
   const shardMode = evalShardMode(f);
   const quiet = f.quiet === true;
   const modelSpec = required("eval", f, "model");

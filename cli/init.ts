@@ -6,26 +6,47 @@
  * WordPiece whatever the architecture.
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { choiceFlag, defineFlags, UsageError } from "./flags.ts";
 import { configToJson, parseConfig, presetConfig, type XlmrConfig } from "../model/config.ts";
 import { readTextStrict } from "../training/data.ts";
 import { initModelDir } from "../model/init.ts";
 import { loadTokenizer } from "../model/text_tokenizer.ts";
 import { resolveModelDir } from "../model/hub.ts";
 
+/** The flags of `init`. */
+export const INIT_FLAGS = defineFlags({
+  command: "init",
+  summary: "write a randomly initialised Hugging Face-format model (XLM-R or BERT)",
+  flags: {
+    out: { type: "string", required: true, arg: "DIR", description: "model folder to write" },
+    config: {
+      type: "string",
+      required: true,
+      arg: "tiny|base|large|bert-tiny|FILE.json",
+      description: "a preset or a config.json",
+    },
+    tokenizer: {
+      type: "string",
+      arg: "DIR|ORG/NAME[@REV]",
+      description: "tokenizer files copied into the model (a folder or a Hub id)",
+    },
+    seed: { type: "integer", min: 0, default: 0, description: "seed of the weights" },
+    "vocab-size": {
+      type: "integer",
+      min: 4,
+      defaultText: "the tokenizer's, else the config's",
+      description: "vocabulary size",
+    },
+  },
+});
+
 /** Runs the `init` command. */
 export async function initCommand(args: string[]): Promise<void> {
-  const f = parseFlags("init", args, {
-    out: { type: "string" },
-    config: { type: "string" },
-    tokenizer: { type: "string" },
-    seed: { type: "string" },
-    "vocab-size": { type: "string" },
-  });
-  const out = required("init", f, "out");
-  const name = required("init", f, "config");
-  const seed = numberFlag(f, "seed", { integer: true, min: 0 }) ?? 0;
-  let vocabSize = numberFlag(f, "vocab-size", { integer: true, min: 4 });
+  const f = INIT_FLAGS.parse(args);
+  const out = f.out;
+  const name = f.config;
+  const seed = f.seed;
+  let vocabSize = f["vocab-size"];
   // A folder, or a Hub id whose tokenizer files are fetched into the Hugging Face cache.
   const tokenizerDir = typeof f.tokenizer === "string" && f.tokenizer !== ""
     ? await resolveModelDir(f.tokenizer, { files: "tokenizer" })

@@ -8,7 +8,7 @@
  * the output is training JSONL with `"negatives": {"lang": [texts…]}`, written atomically.
  * @module
  */
-import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { defineFlags, UsageError } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { Encoder } from "../model/encoder.ts";
 import { writeFileAtomic } from "../model/atomic_write.ts";
@@ -28,47 +28,120 @@ export function parseRange(v: string | boolean | undefined): [number, number] | 
   return [a, b];
 }
 
+/** The flags of `mine`. */
+export const MINE_FLAGS = defineFlags({
+  command: "mine",
+  summary: "hard negatives: other items' answers the model ranks high, as training JSONL",
+  flags: {
+    model: {
+      type: "string",
+      required: true,
+      arg: "DIR|ORG/NAME[@REV]",
+      description: "the model that ranks (a folder or a Hub id)",
+    },
+    train: {
+      type: "string",
+      required: true,
+      arg: "DATA",
+      description: "training JSONL or a LAReQA folder",
+    },
+    out: {
+      type: "string",
+      required: true,
+      arg: "OUT.jsonl",
+      description: 'training JSONL with "negatives", written atomically',
+    },
+    tokenizer: {
+      type: "string",
+      arg: "DIR|ORG/NAME",
+      defaultText: "the model's",
+      description: "tokenizer files",
+    },
+    negatives: { type: "integer", min: 1, default: 5, description: "per item and language" },
+    range: {
+      type: "string",
+      arg: "A:B",
+      defaultText: "the best-ranked",
+      description: "a seeded draw from the eligible candidates ranked A..B (1-based)",
+    },
+    margin: {
+      type: "number",
+      min: 0,
+      max: 2,
+      description: "skip candidates scoring above the positive's score − M",
+    },
+    "relative-margin": {
+      type: "number",
+      min: 0,
+      max: 1,
+      description: "skip candidates scoring above (1 − R) × the positive's score",
+    },
+    "max-score": {
+      type: "number",
+      min: -1,
+      max: 1,
+      description: "skip candidates scoring above S (cosine)",
+    },
+    "langs-from": {
+      type: "choice",
+      choices: ["same", "passage", "all"],
+      default: "same",
+      description: "which languages the candidates come from",
+    },
+    seed: {
+      type: "integer",
+      min: 0,
+      max: 2 ** 32 - 1,
+      default: 0,
+      description: "seed of the draw",
+    },
+    langs: { type: "list", defaultText: "all", description: "languages to mine" },
+    pooling: {
+      type: "choice",
+      choices: ["cls", "mean", "pooler"],
+      default: "cls",
+      description: "pooling of the embeddings",
+    },
+    "max-length": { type: "integer", min: 3, default: 128, description: "tokens per text" },
+    "batch-size": { type: "integer", min: 1, default: 64, description: "texts per GPU batch" },
+    "query-prefix": {
+      type: "string",
+      arg: "P",
+      defaultText: "the model folder's query prompt, else none",
+      description: "prepended to questions",
+    },
+    "passage-prefix": {
+      type: "string",
+      arg: "P",
+      defaultText: "the model folder's passage prompt, else none",
+      description: "prepended to candidates",
+    },
+    trace: { type: "string", arg: "FILE.jsonl", description: "write each negative's rank" },
+  },
+});
+
 /** Runs the `mine` command. */
 export async function mineCommand(args: string[]): Promise<void> {
-  const f = parseFlags("mine", args, {
-    model: { type: "string" },
-    train: { type: "string" },
-    out: { type: "string" },
-    tokenizer: { type: "string" },
-    negatives: { type: "string" },
-    range: { type: "string" },
-    margin: { type: "string" },
-    "relative-margin": { type: "string" },
-    "max-score": { type: "string" },
-    "langs-from": { type: "string" },
-    seed: { type: "string" },
-    langs: { type: "string" },
-    pooling: { type: "string" },
-    "max-length": { type: "string" },
-    "batch-size": { type: "string" },
-    "query-prefix": { type: "string" },
-    "passage-prefix": { type: "string" },
-    trace: { type: "string" },
-  });
-  const modelDir = required("mine", f, "model");
-  const trainPath = required("mine", f, "train");
-  const out = required("mine", f, "out");
+  const f = MINE_FLAGS.parse(args);
+  const modelDir = f.model;
+  const trainPath = f.train;
+  const out = f.out;
   const opts = {
-    negatives: numberFlag(f, "negatives", { integer: true, min: 1 }) ?? 5,
+    negatives: f.negatives,
     range: parseRange(f.range),
-    margin: numberFlag(f, "margin", { min: 0, max: 2 }),
-    relativeMargin: numberFlag(f, "relative-margin", { min: 0, max: 1 }),
-    maxScore: numberFlag(f, "max-score", { min: -1, max: 1 }),
-    langsFrom: choiceFlag(f, "langs-from", ["same", "passage", "all"] as const) ?? "same",
-    seed: numberFlag(f, "seed", { integer: true, min: 0, max: 2 ** 32 - 1 }) ?? 0,
+    margin: f.margin,
+    relativeMargin: f["relative-margin"],
+    maxScore: f["max-score"],
+    langsFrom: f["langs-from"],
+    seed: f.seed,
     queryPrefix: undefined as string | undefined,
     passagePrefix: undefined as string | undefined,
     onProgress: (m: string) => console.error(m),
   };
-  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const) ?? "cls";
-  const maxLength = numberFlag(f, "max-length", { integer: true, min: 3 }) ?? 128;
-  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
-  const langs = listFlag(f, "langs");
+  const pooling = f.pooling;
+  const maxLength = f["max-length"];
+  const batchSize = f["batch-size"];
+  const langs = f.langs;
   // Data first: a bad file fails before the GPU starts.
   const data = await loadQaData(trainPath, { langs });
   console.error(
@@ -83,8 +156,8 @@ export async function mineCommand(args: string[]): Promise<void> {
     ? await resolveModelDir(f.tokenizer, { files: "tokenizer" })
     : undefined;
   const recorded = await readRunPrompts(modelPath);
-  opts.queryPrefix = (f["query-prefix"] as string | undefined) ?? recorded.query ?? "";
-  opts.passagePrefix = (f["passage-prefix"] as string | undefined) ?? recorded.passage ?? "";
+  opts.queryPrefix = f["query-prefix"] ?? recorded.query ?? "";
+  opts.passagePrefix = f["passage-prefix"] ?? recorded.passage ?? "";
   const gpu = await Gpu.create();
   const encoder = await Encoder.load(gpu, modelPath, tokenizerDir);
   try {

@@ -6,7 +6,7 @@
  * `deno run -A cli.ts plan --config base --batch-size 100 --max-length 128 [--json]`
  * @module
  */
-import { choiceFlag, numberFlag, parseFlags } from "./flags.ts";
+import { defineFlags } from "./flags.ts";
 import {
   largestBatch,
   type MemoryPlan,
@@ -125,6 +125,44 @@ export function formatPlan(r: PlanReport): string {
   return lines.join("\n");
 }
 
+/** The flags of `plan`. */
+export const PLAN_FLAGS = defineFlags({
+  command: "plan",
+  summary: "device-memory plan of one training step, plain, with checkpointing and GradCache, " +
+    "against a budget",
+  flags: {
+    config: {
+      type: "choice",
+      choices: ["tiny", "small", "base", "large"],
+      default: "base",
+      description: "model size",
+    },
+    "batch-size": { type: "integer", min: 1, default: 100, description: "queries per batch" },
+    "max-length": { type: "integer", min: 1, default: 128, description: "tokens per query" },
+    "passage-length": {
+      type: "integer",
+      min: 1,
+      defaultText: "--max-length",
+      description: "tokens per passage",
+    },
+    "hard-negatives": {
+      type: "integer",
+      min: 0,
+      default: 0,
+      description: "hard-negative passages per query",
+    },
+    "grad-cache-chunk": {
+      type: "integer",
+      min: 1,
+      default: 16,
+      description: "sequences per GradCache chunk in the gradcache rows",
+    },
+    "freeze-embeddings": { type: "boolean", description: "plan without embedding gradients" },
+    "budget-gib": { type: "number", min: 0, default: 16, description: "memory budget in GiB" },
+    json: { type: "boolean", description: "print one JSON object instead of the table" },
+  },
+});
+
 /**
  * Runs `plan ...flags` (`args` are the words after `plan`).
  *
@@ -135,24 +173,14 @@ export function formatPlan(r: PlanReport): string {
  * ```
  */
 export function planCommand(args: string[]): Promise<void> {
-  const f = parseFlags("plan", args, {
-    config: { type: "string" },
-    "batch-size": { type: "string" },
-    "max-length": { type: "string" },
-    "passage-length": { type: "string" },
-    "hard-negatives": { type: "string" },
-    "grad-cache-chunk": { type: "string" },
-    "freeze-embeddings": { type: "boolean" },
-    "budget-gib": { type: "string" },
-    json: { type: "boolean" },
-  });
-  const name = choiceFlag(f, "config", ["tiny", "small", "base", "large"] as const) ?? "base";
-  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 100;
-  const maxLength = numberFlag(f, "max-length", { integer: true, min: 1 }) ?? 128;
-  const passageLength = numberFlag(f, "passage-length", { integer: true, min: 1 }) ?? maxLength;
-  const hardNegatives = numberFlag(f, "hard-negatives", { integer: true, min: 0 }) ?? 0;
-  const chunk = numberFlag(f, "grad-cache-chunk", { integer: true, min: 1 }) ?? 16;
-  const budget = (numberFlag(f, "budget-gib", { min: 0 }) ?? 16) * GIB;
+  const f = PLAN_FLAGS.parse(args);
+  const name = f.config;
+  const batchSize = f["batch-size"];
+  const maxLength = f["max-length"];
+  const passageLength = f["passage-length"] ?? maxLength;
+  const hardNegatives = f["hard-negatives"];
+  const chunk = f["grad-cache-chunk"];
+  const budget = f["budget-gib"] * GIB;
   const report = planReport(
     name,
     {
@@ -160,7 +188,7 @@ export function planCommand(args: string[]): Promise<void> {
       maxLength,
       passageLength,
       hardNegatives,
-      freezeEmbeddings: f["freeze-embeddings"] === true,
+      freezeEmbeddings: f["freeze-embeddings"],
     },
     budget,
     chunk,

@@ -3,6 +3,7 @@
  * time of each. A quick way to see that a machine's WebGPU stack works.
  * @module
  */
+import { defineFlags } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { printAdapter } from "./provenance.ts";
 import type { Tensor } from "../kernels/tensor.ts";
@@ -18,8 +19,16 @@ import { l2Normalize } from "../kernels/l2_norm.ts";
 import { sum } from "../kernels/reduce.ts";
 import { infoNce } from "../kernels/info_nce.ts";
 
+/** The flags of `smoke` (none). */
+export const SMOKE_FLAGS = defineFlags({
+  command: "smoke",
+  summary: "print the adapter and run each kernel once, with its time",
+  flags: {},
+});
+
 /** Runs the `smoke` command. */
-export async function smokeCommand(_args: string[]): Promise<void> {
+export async function smokeCommand(args: string[]): Promise<void> {
+  SMOKE_FLAGS.parse(args);
   const gpu = await Gpu.create();
   printAdapter(gpu);
   const rand = (shape: number[]) =>

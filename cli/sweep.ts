@@ -5,23 +5,61 @@
  * @module
  */
 import { join } from "node:path";
-import { listFlag, parseFlags, required, UsageError } from "./flags.ts";
+import { defineFlags, listFlag, required, UsageError } from "./flags.ts";
 import { resumeArgs, TRAIN_FLAGS, trainOptionsFromFlags } from "./train.ts";
 import { GracefulStop } from "./signals.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { printAdapter } from "./provenance.ts";
 import { runSweep, type SweepVariant } from "../training/sweep.ts";
 
+/** α values swept when neither --alphas nor --samplers is given. */
+const DEFAULT_ALPHAS = [0, 0.25, 0.5, 0.75, 1];
+
+/** The flags of `sweep`: those of `train` (--eval required) and the variants. */
+export const SWEEP_FLAGS = defineFlags({
+  command: "sweep",
+  summary: "train with several α or samplers, evaluate each, write one comparison report",
+  flags: {
+    ...TRAIN_FLAGS,
+    eval: {
+      type: "string",
+      required: true,
+      arg: "DIR",
+      description: "LAReQA folder every variant is evaluated on",
+    },
+    alphas: {
+      type: "list",
+      defaultText: `${DEFAULT_ALPHAS.join(",")} (without --samplers)`,
+      description: "hybrid variants, one per α in [0, 1]",
+    },
+    samplers: {
+      type: "list",
+      arg: "xx,xy,hybrid,lang-sim",
+      description: "one variant per sampler (α from --alpha)",
+    },
+    groups: {
+      type: "string",
+      arg: "FILE.json",
+      description: 'language groups for per-group averages ({"low": [...], ...})',
+    },
+    "limit-questions": {
+      type: "integer",
+      min: 1,
+      defaultText: "all",
+      description: "evaluate on the first N questions per language",
+    },
+    seeds: {
+      type: "list",
+      arg: "1,2,3",
+      defaultText: "--seed",
+      description: "train every variant once per seed; the table gives mean ± std",
+    },
+  },
+});
+
 /** Runs the `sweep` command. */
 export async function sweepCommand(args: string[]): Promise<void> {
-  const f = parseFlags("sweep", args, {
-    ...TRAIN_FLAGS,
-    alphas: { type: "string" },
-    samplers: { type: "string" },
-    groups: { type: "string" },
-    "limit-questions": { type: "string" },
-    seeds: { type: "string" },
-  });
+  const f = SWEEP_FLAGS.parseRaw(args);
   const evalDir = required("sweep", f, "eval");
   const base = trainOptionsFromFlags("sweep", f);
   const seeds = listFlag(f, "seeds")?.map((s) => {
@@ -49,7 +87,7 @@ export async function sweepCommand(args: string[]): Promise<void> {
     variants.push({ name: s, sampler: s as SweepVariant["sampler"], alpha: base.alpha ?? 0.5 });
   }
   if (variants.length === 0) {
-    for (const alpha of [0, 0.25, 0.5, 0.75, 1]) {
+    for (const alpha of DEFAULT_ALPHAS) {
       variants.push({ name: `hybrid α=${alpha}`, sampler: "hybrid", alpha });
     }
   }

@@ -4,12 +4,33 @@
  * skipped). The output is written atomically.
  * @module
  */
-import { parseArgs } from "node:util";
+import { defineFlags } from "./flags.ts";
 import { writeFileAtomic } from "../model/atomic_write.ts";
 import { jsonlLines, readTextStrict } from "../training/data.ts";
 import { loadTokenizer } from "../model/text_tokenizer.ts";
 
-const USAGE = "usage: tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl [--max-length N]";
+/** The flags of `tokenize`. */
+export const TOKENIZE_FLAGS = defineFlags({
+  command: "tokenize",
+  summary: 'token ids of JSONL texts: one {"input_ids": […]} line per {"text": …} line',
+  flags: {
+    tokenizer: {
+      type: "string",
+      required: true,
+      arg: "DIR",
+      description: "folder with the tokenizer files (SentencePiece or WordPiece)",
+    },
+    input: { type: "string", required: true, arg: "IN.jsonl", description: '{"text": …} lines' },
+    out: { type: "string", required: true, arg: "OUT.jsonl", description: "written atomically" },
+    "max-length": {
+      type: "integer",
+      min: 2,
+      defaultText: "no limit",
+      description: "truncate to N ids, special tokens included",
+      message: "tokenize: --max-length must be an integer ≥ 2, got {value}",
+    },
+  },
+});
 
 /**
  * Runs the `tokenize` command with its arguments (without the command name).
@@ -26,35 +47,7 @@ const USAGE = "usage: tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl 
  * ```
  */
 export async function tokenizeCommand(args: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        tokenizer: { type: "string" },
-        input: { type: "string" },
-        out: { type: "string" },
-        "max-length": { type: "string" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new TypeError(`tokenize: ${(e as Error).message}\n${USAGE}`);
-  }
-  const { tokenizer: dir, input, out } = values;
-  if (!dir || !input || !out) {
-    throw new TypeError(`tokenize: --tokenizer, --input and --out are required\n${USAGE}`);
-  }
-  let maxLength: number | undefined;
-  if (values["max-length"] !== undefined) {
-    maxLength = Number(values["max-length"]);
-    if (!Number.isInteger(maxLength) || maxLength < 2) {
-      throw new RangeError(
-        `tokenize: --max-length must be an integer ≥ 2, got ${values["max-length"]}`,
-      );
-    }
-  }
+  const { tokenizer: dir, input, out, "max-length": maxLength } = TOKENIZE_FLAGS.parse(args);
   // SentencePiece or WordPiece, as the folder's own files say.
   const tok = await loadTokenizer(dir);
   // Strict UTF-8 and a line-length limit: errors name the file and line.

@@ -3,14 +3,24 @@
  * or language-similarity batches. Every flag maps onto {@linkcode TrainOptions}.
  * @module
  */
-import { choiceFlag, listFlag, numberFlag, parseFlags, required, UsageError } from "./flags.ts";
+import {
+  choiceFlag,
+  defineFlags,
+  type FlagDef,
+  listFlag,
+  numberFlag,
+  required,
+  UsageError,
+} from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import {
+  DEFAULT_TRAIN_OPTIONS,
   selectionProblem,
   train,
   type TrainOptions,
   trainWithAutoResume,
 } from "../training/train.ts";
+import { DEFAULT_TRAINER_OPTIONS } from "../training/trainer.ts";
 import { LeakageError } from "../training/validation.ts";
 import { GracefulStop } from "./signals.ts";
 import { parseAlphaSchedule } from "../training/sampler.ts";
@@ -20,56 +30,252 @@ import { resolveModel, resolveModelDir } from "../model/hub.ts";
 import { writeJsonAtomic } from "../model/atomic_write.ts";
 import { engineInfo, modelProvenance, printAdapter } from "./provenance.ts";
 
-/** Flags of `train`, shared with `sweep`. */
+const T = DEFAULT_TRAIN_OPTIONS, TR = DEFAULT_TRAINER_OPTIONS;
+
+/**
+ * Flags of `train`, shared with `sweep`: their defaults are {@linkcode train}'s (shown, not
+ * applied here: an absent flag leaves the option undefined), bounds as
+ * {@linkcode trainOptionsFromFlags} checks them.
+ */
 export const TRAIN_FLAGS = {
-  model: { type: "string" },
-  train: { type: "string" },
-  out: { type: "string" },
-  tokenizer: { type: "string" },
-  sampler: { type: "string" },
-  alpha: { type: "string" },
-  "alpha-schedule": { type: "string" },
-  "batch-size": { type: "string" },
-  steps: { type: "string" },
-  epochs: { type: "string" },
-  lr: { type: "string" },
-  "weight-decay": { type: "string" },
-  "warmup-steps": { type: "string" },
-  schedule: { type: "string" },
-  temperature: { type: "string" },
-  pooling: { type: "string" },
-  "max-length": { type: "string" },
-  seed: { type: "string" },
-  "max-grad-norm": { type: "string" },
-  langs: { type: "string" },
-  "save-every": { type: "string" },
-  "log-every": { type: "string" },
-  resume: { type: "string" },
-  symmetric: { type: "boolean" },
-  "hard-negatives": { type: "string" },
-  "query-prefix": { type: "string" },
-  "passage-prefix": { type: "string" },
-  "freeze-embeddings": { type: "boolean" },
-  similarity: { type: "string" },
-  "similarity-every": { type: "string" },
-  eval: { type: "string" },
-  "eval-every": { type: "string" },
-  "eval-limit-questions": { type: "string" },
-  "max-memory": { type: "string" },
-  "grad-cache-chunk": { type: "string" },
-  checkpointing: { type: "boolean" },
-  "save-total-limit": { type: "string" },
-  "auto-resume": { type: "boolean" },
-  overwrite: { type: "boolean" },
-  quiet: { type: "boolean" },
-  val: { type: "string" },
-  "val-fraction": { type: "string" },
-  "val-batches": { type: "string" },
-  "early-stopping-patience": { type: "string" },
-  "select-by": { type: "string" },
-  "strict-leakage": { type: "boolean" },
-  dropout: { type: "string" },
-} as const;
+  model: {
+    type: "string",
+    required: true,
+    arg: "DIR|ORG/NAME[@REV]",
+    description: "the model to fine-tune (a folder or a Hugging Face Hub id)",
+  },
+  train: {
+    type: "string",
+    required: true,
+    arg: "DATA",
+    description: "training JSONL or a LAReQA folder",
+  },
+  out: { type: "string", required: true, arg: "DIR", description: "the run folder" },
+  tokenizer: {
+    type: "string",
+    arg: "DIR|ORG/NAME",
+    defaultText: "the model's",
+    description: "tokenizer files",
+  },
+  sampler: {
+    type: "choice",
+    choices: ["xx", "xy", "hybrid", "lang-sim"],
+    defaultText: T.sampler,
+    description: "how batches are drawn",
+  },
+  alpha: {
+    type: "number",
+    min: 0,
+    max: 1,
+    defaultText: String(T.alpha),
+    description: "hybrid: probability of an X-X batch",
+  },
+  "alpha-schedule": {
+    type: "string",
+    arg: "A:B",
+    description: "move α linearly from A to B over training",
+  },
+  "batch-size": {
+    type: "integer",
+    min: 2,
+    defaultText: String(T.batchSize),
+    description: "pairs per batch",
+  },
+  steps: {
+    type: "integer",
+    min: 1,
+    defaultText: "from --epochs",
+    description: "optimiser steps (not with --epochs)",
+  },
+  epochs: {
+    type: "number",
+    min: 0,
+    defaultText: "1",
+    description: "passes over the training items (not with --steps)",
+  },
+  lr: { type: "number", min: 0, defaultText: String(T.lr), description: "peak learning rate" },
+  "weight-decay": {
+    type: "number",
+    min: 0,
+    defaultText: String(TR.weightDecay),
+    description: "AdamW weight decay",
+  },
+  "warmup-steps": {
+    type: "integer",
+    min: 0,
+    defaultText: String(T.warmupSteps),
+    description: "linear warm-up steps",
+  },
+  schedule: {
+    type: "choice",
+    choices: ["linear", "constant"],
+    defaultText: T.schedule,
+    description: "learning rate after warm-up",
+  },
+  temperature: {
+    type: "number",
+    min: 1e-6,
+    defaultText: String(TR.temperature),
+    description: "InfoNCE temperature",
+  },
+  pooling: {
+    type: "choice",
+    choices: ["cls", "mean"],
+    defaultText: `the folder's sentence-transformers pipeline, else ${TR.pooling}`,
+    description: "how token vectors become one",
+  },
+  "max-length": {
+    type: "integer",
+    min: 3,
+    defaultText: String(T.maxLength),
+    description: "tokens per text",
+  },
+  seed: {
+    type: "integer",
+    min: 0,
+    defaultText: String(T.seed),
+    description: "seed of the batches (and dropout)",
+  },
+  "max-grad-norm": {
+    type: "number",
+    min: 0,
+    defaultText: String(TR.maxGradNorm),
+    description: "gradient clipping norm",
+  },
+  langs: { type: "list", defaultText: "all", description: "languages to train on" },
+  "save-every": {
+    type: "integer",
+    min: 0,
+    defaultText: `${T.saveEvery} (only at the end)`,
+    description: "write checkpoint-<step>/ every N steps",
+  },
+  "log-every": {
+    type: "integer",
+    min: 1,
+    defaultText: String(T.logEvery),
+    description: "read losses back every N steps",
+  },
+  resume: { type: "string", arg: "DIR", description: "continue from a run or checkpoint folder" },
+  symmetric: { type: "boolean", description: "add the passage-to-query InfoNCE term" },
+  "hard-negatives": {
+    type: "integer",
+    min: 0,
+    defaultText: String(T.hardNegatives),
+    description: 'mined negatives per query (from the data\'s "negatives")',
+  },
+  "query-prefix": {
+    type: "string",
+    arg: "P",
+    defaultText: "none",
+    description: "prepended to questions (recorded as the run's query prompt)",
+  },
+  "passage-prefix": {
+    type: "string",
+    arg: "P",
+    defaultText: "none",
+    description: "prepended to passages (recorded as the run's passage prompt)",
+  },
+  "freeze-embeddings": { type: "boolean", description: "do not train the embedding tables" },
+  similarity: {
+    type: "string",
+    arg: "FILE",
+    defaultText: "measured from the model",
+    description: "lang-sim: a language-similarity matrix",
+  },
+  "similarity-every": {
+    type: "integer",
+    min: 1,
+    defaultText: String(T.similarityEvery),
+    description: "lang-sim: re-measure the similarity every N steps",
+  },
+  eval: { type: "string", arg: "DIR", description: "evaluate on a LAReQA folder during training" },
+  "eval-every": {
+    type: "integer",
+    min: 0,
+    defaultText: `${T.evalEvery} (only at the end)`,
+    description: "evaluate every N steps",
+  },
+  "eval-limit-questions": {
+    type: "integer",
+    min: 1,
+    defaultText: "all",
+    description: "--eval: the first N questions per language",
+  },
+  "max-memory": {
+    type: "string",
+    arg: "SIZE",
+    description: "refuse before the GPU starts when the plan needs more (e.g. 12GiB)",
+  },
+  "grad-cache-chunk": {
+    type: "integer",
+    min: 0,
+    defaultText: `${TR.gradCacheChunk} (off)`,
+    description: "GradCache: embed in chunks of N sequences",
+  },
+  checkpointing: {
+    type: "boolean",
+    description: "activation checkpointing (recompute layers in the backward)",
+  },
+  "save-total-limit": {
+    type: "integer",
+    min: 1,
+    defaultText: "1",
+    description: "keep the newest N checkpoints",
+  },
+  "auto-resume": {
+    type: "boolean",
+    description: "continue the run in --out; recover from a lost GPU",
+  },
+  overwrite: { type: "boolean", description: "replace a finished run in --out" },
+  quiet: { type: "boolean", description: "warnings only" },
+  val: {
+    type: "string",
+    arg: "DATA",
+    description: "validation items: their loss at the --eval-every cadence",
+  },
+  "val-fraction": {
+    type: "number",
+    min: 0,
+    max: 1,
+    description: "hold out this fraction of the training items (by id) for validation",
+  },
+  "val-batches": {
+    type: "integer",
+    min: 1,
+    defaultText: "one pass over the validation items",
+    description: "validation batches",
+  },
+  "early-stopping-patience": {
+    type: "integer",
+    min: 1,
+    defaultText: "off",
+    description: "stop after N evaluations without a better --select-by value",
+  },
+  "select-by": {
+    type: "choice",
+    choices: ["val_loss", "multi_map", "mono_map", "cross_map"],
+    defaultText: "val_loss with a validation set, else multi_map",
+    description: "the metric that picks the best checkpoint",
+  },
+  "strict-leakage": {
+    type: "boolean",
+    description: "refuse (not warn) when training items overlap --eval or --val",
+  },
+  dropout: {
+    type: "number",
+    min: 0,
+    max: 0.99,
+    defaultText: "the config's hidden_dropout_prob",
+    description: "hidden dropout probability",
+  },
+} as const satisfies Record<string, FlagDef>;
+
+/** The flags of `train`, as a parser (and `--help`). */
+export const TRAIN_SPEC = defineFlags({
+  command: "train",
+  summary: "contrastive fine-tuning with X-X, X-Y, hybrid or language-similarity batches",
+  flags: TRAIN_FLAGS,
+});
 
 /** Turns parsed flags into training options (all validation naming the flag happens here). */
 export function trainOptionsFromFlags(
@@ -148,7 +354,7 @@ export function trainOptionsFromFlags(
 
 /** Runs the `train` command. */
 export async function trainCommand(args: string[]): Promise<void> {
-  const f = parseFlags("train", args, TRAIN_FLAGS);
+  const f = TRAIN_SPEC.parseRaw(args);
   const opts = trainOptionsFromFlags("train", f);
   // Hub ids (ORG/NAME[@REV]) become snapshot folders of the Hugging Face cache first.
   const modelSrc = await resolveModel(opts.model);

@@ -20,6 +20,9 @@ import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
 import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
 
+/** The demo's seed when none is given (corpus, initialisation and training). */
+export const DEFAULT_DEMO_SEED = 1234;
+
 /** Settings of one demo run. */
 export interface DemoOptions {
   out: string;
@@ -69,7 +72,7 @@ export function demoPlan(quick: boolean) {
  */
 export async function runDemo(gpu: Gpu, opts: DemoOptions): Promise<DemoResult> {
   const log = opts.log ?? ((s: string) => console.log(s));
-  const seed = opts.seed ?? 1234;
+  const seed = opts.seed ?? DEFAULT_DEMO_SEED;
   const plan = demoPlan(opts.quick ?? false);
   const t0 = performance.now();
   await Deno.mkdir(opts.out, { recursive: true });

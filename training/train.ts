@@ -208,6 +208,28 @@ class TokenCache {
 }
 
 /**
+ * What {@linkcode train} uses for options left undefined (the trainer's own are
+ * `DEFAULT_TRAINER_OPTIONS`); `cli.ts train --help` shows them.
+ */
+export const DEFAULT_TRAIN_OPTIONS = {
+  sampler: "hybrid" as SamplerKind,
+  alpha: 0.5,
+  batchSize: 32,
+  lr: 3e-5,
+  warmupSteps: 0,
+  schedule: "linear" as const,
+  maxLength: 128,
+  seed: 42,
+  hardNegatives: 0,
+  queryPrefix: "",
+  passagePrefix: "",
+  logEvery: 10,
+  saveEvery: 0,
+  similarityEvery: 100,
+  evalEvery: 0,
+};
+
+/**
  * Trains a model with contrastive loss and hybrid (or other) batches.
  *
  * @example
@@ -223,21 +245,7 @@ export async function train(
   onSteps?: StepCallback,
 ): Promise<TrainResult> {
   const o = {
-    sampler: "hybrid" as SamplerKind,
-    alpha: 0.5,
-    batchSize: 32,
-    lr: 3e-5,
-    warmupSteps: 0,
-    schedule: "linear" as const,
-    maxLength: 128,
-    seed: 42,
-    hardNegatives: 0,
-    queryPrefix: "",
-    passagePrefix: "",
-    logEvery: 10,
-    saveEvery: 0,
-    similarityEvery: 100,
-    evalEvery: 0,
+    ...DEFAULT_TRAIN_OPTIONS,
     // Flags left out arrive as undefined and must not hide the defaults.
     ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as TrainOptions,
   };

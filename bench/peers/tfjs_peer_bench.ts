@@ -21,7 +21,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import { Gpu } from "../../kernels/runtime.ts";
 import type { Tensor } from "../../kernels/tensor.ts";
 import { linear } from "../../kernels/matmul.ts";
-import { choiceFlag, numberFlag, parseFlags } from "../../cli/flags.ts";
+import { BENCH_PEERS_FLAGS } from "../../cli/bench_peers.ts";
 import { registerPeerGradients } from "./tfjs_gradients.ts";
 import { type LayerDims, type LayerWeights, ourLayerStep } from "./our_layer.ts";
 
@@ -406,7 +406,9 @@ export function peerMatmulShapes(
  * ```
  */
 export async function runPeerBench(gpu: Gpu, o: PeerBenchOptions = {}): Promise<PeerReport> {
-  const quick = o.quick ?? false, runs = o.runs ?? 3, warmup = o.warmup ?? 1;
+  const defaults = BENCH_PEERS_FLAGS.flags;
+  const quick = o.quick ?? false, runs = o.runs ?? defaults.runs.default;
+  const warmup = o.warmup ?? defaults.warmup.default;
   const backend = await initTfjsWebGpu();
   const rows: PeerRow[] = [];
   if (o.only !== "layer") {
@@ -452,18 +454,12 @@ export function formatPeerReport(r: PeerReport): string {
  * ```
  */
 export async function peersCommand(args: string[]): Promise<void> {
-  const f = parseFlags("bench peers", args, {
-    quick: { type: "boolean" },
-    json: { type: "boolean" },
-    runs: { type: "string" },
-    warmup: { type: "string" },
-    only: { type: "string" },
-  });
+  const f = BENCH_PEERS_FLAGS.parse(args);
   const report = await runPeerBench(await Gpu.create(), {
-    quick: f.quick === true,
-    runs: numberFlag(f, "runs", { integer: true, min: 1 }),
-    warmup: numberFlag(f, "warmup", { integer: true, min: 0 }),
-    only: choiceFlag(f, "only", ["matmul", "layer"] as const),
+    quick: f.quick,
+    runs: f.runs,
+    warmup: f.warmup,
+    only: f.only,
   });
   console.log(f.json ? JSON.stringify(report) : formatPeerReport(report));
 }
