@@ -3,11 +3,7 @@
  * keep; `release` refuses views, foreign tensors and double releases; in tests (poison) a
  * released tensor is poisoned and any later use throws, naming its label and where it went.
  */
-import {
-  deepEqual as assertEquals,
-  ok as assert,
-  strictEqual as assertStrictEquals,
-} from "node:assert/strict";
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { gpuTest } from "../_helpers.ts";
 import { Tensor } from "../../kernels/tensor.ts";
 import { add } from "../../kernels/elementwise.ts";
@@ -44,6 +40,25 @@ gpuTest("scope: use after an explicit release throws, naming the label and the l
   assertThrows(() => gpu.write(t, data), Error, `"early"`);
   gpu.release(other);
   return Promise.resolve();
+});
+
+gpuTest("scope: a released buffer is poisoned before it goes back to the pool", async (gpu) => {
+  const t = gpu.fromArray(data, [4], "f32", "poisoned");
+  gpu.release(t);
+  // A tensor made by hand is not tracked: it shows what the pool holds now.
+  const raw = await gpu.read(new Tensor(t.buffer, [4]));
+  assert(raw.every(Number.isNaN), `released buffer holds ${raw}`);
+});
+
+gpuTest("scope: releaseAll releases each tensor of a structure once", async (gpu) => {
+  const before = gpu.poolStats().liveBuffers;
+  const a = gpu.fromArray(data, [4], "f32", "a"), b = gpu.fromArray(data, [4], "f32", "b");
+  const state = { layers: [{ x: a, y: b }, { x: b, y: null }], last: a.reshape([2, 2]), n: 3 };
+  gpu.releaseAll(state);
+  assertEquals(gpu.poolStats().liveBuffers, before);
+  assertThrows(() => gpu.copy(a, b), Error, `"a"`);
+  assertThrows(() => gpu.releaseAll([b]), Error, "already released");
+  await Promise.resolve();
 });
 
 gpuTest("scope: double release, views and foreign tensors are errors", (gpu) => {
@@ -125,7 +140,7 @@ gpuTest("scope: keep, early release, throwing and async functions", async (gpu) 
   assertEquals(gpu.poolStats().liveBuffers, before);
 
   assertThrows(
-    () => gpu.scope(async () => gpu.alloc([4], "f32", "async")),
+    () => gpu.scope(() => Promise.resolve(gpu.alloc([4], "f32", "async"))),
     TypeError,
     "synchronous",
   );
