@@ -16,7 +16,7 @@
 import { isCpuAdapter } from "./matmul.ts";
 import { Gpu } from "./runtime.ts";
 import { kernels, type TemplateVars } from "./spec.ts";
-import { Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
 
 const PRM = {
   nq: "u32",
@@ -381,7 +381,7 @@ export async function rankRelevant(
   const gt = gpu.fromArray(new Uint32Array(groupList), [nGroups, 2], "u32", "retrieval.groups");
   const own = gpu.alloc([np], "f32", "retrieval.own");
   const counts = gpu.zeros([np, 2], "u32", "retrieval.counts");
-  const view = (t: Tensor, shape: number[]) => new Tensor(t.buffer, shape, t.dtype, 0);
+  const view = (t: Tensor, shape: number[]) => t.view(shape);
   const blockView = (b: number) => {
     const start = b * nb, n = Math.min(nb, nc - start);
     const t = view(blockBuf, [n, dim]);
