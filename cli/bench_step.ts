@@ -20,7 +20,7 @@
  */
 import { mulberry32 } from "../model/init.ts";
 import { Gpu, type KernelSpec, type ParamValue } from "../kernels/runtime.ts";
-import { defineFlags } from "./flags.ts";
+import { defineFlags, UsageError } from "./flags.ts";
 import { Tensor } from "../kernels/tensor.ts";
 import { XlmrParams } from "../model/params.ts";
 import { maxSequenceLength, type XlmrConfig } from "../model/config.ts";
@@ -408,6 +408,15 @@ export function formatStepBench(r: StepBenchResult): string {
  */
 export async function benchStepCommand(args: string[]): Promise<void> {
   const f = BENCH_STEP_FLAGS.parse(args);
+  // A length the configuration's position table cannot hold is a usage error, found before the GPU.
+  const maxTokens = maxSequenceLength(planConfig(f.config, f.vocab ? { vocabSize: f.vocab } : {}));
+  if (f["max-length"] > maxTokens) {
+    throw new UsageError(
+      `bench step: --max-length must be in [2, ${maxTokens}] for ${f.config}, got ${
+        f["max-length"]
+      }`,
+    );
+  }
   const result = await runStepBench(await Gpu.create(), {
     config: f.config,
     batchSize: f["batch-size"],
