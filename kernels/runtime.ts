@@ -1,5 +1,6 @@
 /**
- * The GPU runtime: adapter and device acquisition, a buffer pool with explicit release, a pipeline
+ * The GPU runtime: adapter and device acquisition, a buffer pool with memory scopes
+ * ({@linkcode Gpu.scope}; use after release is an error), a pipeline
  * cache, one command encoder and compute pass per unit of work (submitted on {@linkcode Gpu.flush}),
  * uniform parameters carved from a ring, and read-back helpers.
  *
