@@ -9,7 +9,7 @@
  * {@linkcode runEmbedJob}); a first SIGINT/SIGTERM exits 130/143 without writing OUT.
  * @module
  */
-import { choiceFlag, defineFlags, numberFlag, required, UsageError } from "./flags.ts";
+import { defineFlags, UsageError } from "./flags.ts";
 import { parseShard, type Shard } from "../eval/shards.ts";
 import { runEmbedJob } from "./embed_job.ts";
 import { readJsonl } from "./jsonl.ts";
@@ -104,17 +104,17 @@ export const EMBED_FLAGS = defineFlags({
 
 /** Runs the `embed` command. */
 export async function embedCommand(args: string[]): Promise<void> {
-  const f = EMBED_FLAGS.parseRaw(args);
-  const quiet = f.quiet === true;
-  const modelSpec = required("embed", f, "model");
-  const input = required("embed", f, "input");
-  const out = required("embed", f, "out");
+  const f = EMBED_FLAGS.parse(args);
+  const quiet = f.quiet;
+  const modelSpec = f.model;
+  const input = f.input;
+  const out = f.out;
   // Unset: the model's own (a sentence-transformers folder's pipeline and max_seq_length).
-  const pooling = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const);
-  const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 2 });
-  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
-  const promptName = choiceFlag(f, "prompt-name", ["query", "passage"] as const);
-  const partLines = numberFlag(f, "part-lines", { integer: true, min: 1 }) ?? 4096;
+  const pooling = f.pooling;
+  const maxLengthFlag = f["max-length"];
+  const batchSize = f["batch-size"];
+  const promptName = f["prompt-name"];
+  const partLines = f["part-lines"];
   let shard: Shard | undefined;
   try {
     shard = typeof f.shard === "string" ? parseShard(f.shard) : undefined;
@@ -130,7 +130,7 @@ export async function embedCommand(args: string[]): Promise<void> {
   if (promptName && recorded[promptName] === undefined && f.prefix === undefined) {
     throw new Error(`--prompt-name ${promptName}: ${modelSpec} records no "${promptName}" prompt`);
   }
-  const prefix = (f.prefix as string | undefined) ?? (name ? recorded[name] : undefined) ?? "";
+  const prefix = f.prefix ?? (name ? recorded[name] : undefined) ?? "";
   if (prefix) console.error(`prefix: ${JSON.stringify(prefix)}`);
   const inputs: EmbedInput[] = rows.map(({ line, value }) => {
     if (Array.isArray(value.input_ids)) {
@@ -152,8 +152,8 @@ export async function embedCommand(args: string[]): Promise<void> {
   }
   const gpu = await Gpu.create();
   printAdapter(gpu, (s) => console.error(s));
-  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer as string | undefined, {
-    dtype: choiceFlag(f, "dtype", ["f32", "f16"] as const),
+  const encoder = await Encoder.load(gpu, modelDir, f.tokenizer, {
+    dtype: f.dtype,
   });
   for (const [i, x] of inputs.entries()) {
     if ("inputIds" in x) {
