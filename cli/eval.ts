@@ -8,7 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { choiceFlag, defineFlags, listFlag, numberFlag, required, UsageError } from "./flags.ts";
+import { defineFlags, UsageError } from "./flags.ts";
 import { evalShardMode, shardEmbed } from "./eval_shards.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
@@ -145,23 +145,24 @@ export const EVAL_FLAGS = defineFlags({
 
 /** Runs the `eval` command. */
 export async function evalCommand(args: string[]): Promise<void> {
-  const f = EVAL_FLAGS.parseRaw(args);
+  // Typed values (v), and the raw record (f) for the shard and Tatoeba helpers.
+  const { values: v, raw: f } = EVAL_FLAGS.parseAll(args);
   const shardMode = evalShardMode(f);
-  const quiet = f.quiet === true;
-  const modelSpec = required("eval", f, "model");
-  const datasetSpec = required("eval", f, "dataset");
-  const out = required("eval", f, "out");
+  const quiet = v.quiet;
+  const modelSpec = v.model;
+  const datasetSpec = v.dataset;
+  const out = v.out;
   // Unset: the model's own (a sentence-transformers folder's pipeline and max_seq_length).
-  const poolingFlag = choiceFlag(f, "pooling", ["cls", "mean", "pooler"] as const);
+  const poolingFlag = v.pooling;
   const pooling = poolingFlag ?? "cls";
-  const maxLengthFlag = numberFlag(f, "max-length", { integer: true, min: 3 });
+  const maxLengthFlag = v["max-length"];
   let maxLength = maxLengthFlag ?? 512;
-  const batchSize = numberFlag(f, "batch-size", { integer: true, min: 1 }) ?? 64;
+  const batchSize = v["batch-size"];
   if (await isTatoebaDir(datasetSpec)) {
     if (shardMode.kind !== "none") {
       throw new UsageError("eval: Tatoeba takes no --shard/--embeddings");
     }
-    const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
+    const dtype = v.dtype;
     const s = {
       modelSpec,
       dataset: datasetSpec,
@@ -173,13 +174,12 @@ export async function evalCommand(args: string[]): Promise<void> {
     };
     return await evalTatoeba(s, f, args);
   }
-  const candidate = choiceFlag(f, "candidate", ["sentence", "sentence+context"] as const) ??
-    "sentence";
+  const candidate = v.candidate;
   const opts = {
-    langs: listFlag(f, "langs"),
-    limitQuestions: numberFlag(f, "limit-questions", { integer: true, min: 1 }),
+    langs: v.langs,
+    limitQuestions: v["limit-questions"],
     candidate,
-    blockSize: numberFlag(f, "block-size", { integer: true, min: 1 }),
+    blockSize: v["block-size"],
     // --quiet keeps the warnings only.
     onProgress: (m: string) => {
       if (!quiet || m.startsWith("warning")) console.error(m);
@@ -201,8 +201,8 @@ export async function evalCommand(args: string[]): Promise<void> {
     : undefined;
   // Prompts: the flags, else what the model folder records (a run's training prefixes).
   const recorded = await readRunPrompts(modelDir);
-  const queryPrefix = (f["query-prefix"] as string | undefined) ?? recorded.query ?? "";
-  const passagePrefix = (f["passage-prefix"] as string | undefined) ?? recorded.passage ?? "";
+  const queryPrefix = v["query-prefix"] ?? recorded.query ?? "";
+  const passagePrefix = v["passage-prefix"] ?? recorded.passage ?? "";
   if (typeof f["max-memory"] === "string") {
     await checkMemoryBudget("eval", modelDir, {
       budget: parseBytes(f["max-memory"]),
@@ -212,7 +212,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   }
   const gpu = await Gpu.create();
   const adapter = printAdapter(gpu, (s) => console.error(s));
-  const dtype = choiceFlag(f, "dtype", ["f32", "f16"] as const);
+  const dtype = v.dtype;
   const encoder = await Encoder.load(gpu, modelDir, tokenizerDir, { dtype });
   const embed = async (items: { text: string; pair?: string }[], role?: "query" | "passage") => {
     const prefix = role === "query" ? queryPrefix : role === "passage" ? passagePrefix : "";

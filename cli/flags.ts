@@ -165,6 +165,12 @@ export class HelpRequested extends Error {
 export interface FlagParser<F extends Record<string, FlagDef>> extends CommandSpec<F> {
   /** Checked values, with defaults applied; throws UsageError (exit 2) or HelpRequested. */
   parse(args: string[]): FlagValues<F>;
+  /** Both forms at once: the typed values and the raw record (as {@linkcode FlagParser.parseRaw}). */
+  parseAll(args: string[]): {
+    values: FlagValues<F>;
+    raw: Record<string, string | boolean | undefined>;
+    positionals: string[];
+  };
   /** As {@linkcode FlagParser.parse}, for a spec with `positionals`. */
   parsePositionals(args: string[]): { values: FlagValues<F>; positionals: string[] };
   /**
@@ -297,6 +303,7 @@ export function defineFlags<const F extends Record<string, FlagDef>>(
       return { values, positionals };
     },
     parseRaw: (args) => check(args, spec.positionals !== undefined).raw,
+    parseAll: (args) => check(args, spec.positionals !== undefined),
     help: () => formatHelp(spec),
   };
   return parser;
