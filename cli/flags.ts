@@ -252,12 +252,6 @@ export function defineFlags<const F extends Record<string, FlagDef>>(
   for (const [name, d] of Object.entries(flags)) {
     options[name] = { type: d.type === "boolean" ? "boolean" : "string" };
   }
-  const fail = (d: FlagDef, v: unknown, e: unknown): never => {
-    if (d.message !== undefined && e instanceof UsageError) {
-      throw new UsageError(d.message.replaceAll("{value}", String(v)));
-    }
-    throw e;
-  };
   const check = (args: string[], allowPositionals: boolean) => {
     if (wantsHelp(args)) throw new HelpRequested(parser.help());
     let parsed;
@@ -280,20 +274,12 @@ export function defineFlags<const F extends Record<string, FlagDef>>(
         `${command}: ${missing.slice(0, -1).join(", ")} and ${missing.at(-1)} are required`,
       );
     }
-    const values: Record<string, unknown> = {};
     for (const [name, d] of Object.entries(flags)) {
-      let v = raw[name];
-      if (v === undefined && d.default !== undefined) {
-        v = Array.isArray(d.default) ? d.default.join(",") : String(d.default);
-        raw[name] = v;
-      }
-      try {
-        values[name] = typedValue(raw, name, d);
-      } catch (e) {
-        fail(d, v, e);
+      if (raw[name] === undefined && d.default !== undefined) {
+        raw[name] = Array.isArray(d.default) ? d.default.join(",") : String(d.default);
       }
     }
-    return { raw, values: values as FlagValues<F>, positionals: parsed.positionals };
+    return { raw, values: flagValues(flags, raw), positionals: parsed.positionals };
   };
   const parser: FlagParser<F> = {
     ...spec,
@@ -307,6 +293,29 @@ export function defineFlags<const F extends Record<string, FlagDef>>(
     help: () => formatHelp(spec),
   };
   return parser;
+}
+
+/**
+ * The typed values of a raw record (as {@linkcode parseFlags} returns it) under a spec's flags,
+ * checked as {@linkcode defineFlags}'s parser checks them (no required check; defaults are not
+ * filled in): for code that receives the raw record, as `trainOptionsFromFlags` does.
+ */
+export function flagValues<F extends Record<string, FlagDef>>(
+  flags: F,
+  raw: Record<string, string | boolean | undefined>,
+): FlagValues<F> {
+  const values: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(flags)) {
+    try {
+      values[name] = typedValue(raw, name, d);
+    } catch (e) {
+      if (d.message !== undefined && e instanceof UsageError) {
+        throw new UsageError(d.message.replaceAll("{value}", String(raw[name])));
+      }
+      throw e;
+    }
+  }
+  return values as FlagValues<F>;
 }
 
 function typedValue(raw: Record<string, unknown>, name: string, d: FlagDef): unknown {

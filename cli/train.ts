@@ -3,15 +3,7 @@
  * or language-similarity batches. Every flag maps onto {@linkcode TrainOptions}.
  * @module
  */
-import {
-  choiceFlag,
-  defineFlags,
-  type FlagDef,
-  listFlag,
-  numberFlag,
-  required,
-  UsageError,
-} from "./flags.ts";
+import { defineFlags, type FlagDef, flagValues, required, UsageError } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import {
   DEFAULT_TRAIN_OPTIONS,
@@ -34,8 +26,8 @@ const T = DEFAULT_TRAIN_OPTIONS, TR = DEFAULT_TRAINER_OPTIONS;
 
 /**
  * Flags of `train`, shared with `sweep`: their defaults are {@linkcode train}'s (shown, not
- * applied here: an absent flag leaves the option undefined), bounds as
- * {@linkcode trainOptionsFromFlags} checks them.
+ * applied here: an absent flag leaves the option undefined); {@linkcode trainOptionsFromFlags}
+ * checks types, bounds and choices as stated here.
  */
 export const TRAIN_FLAGS = {
   model: {
@@ -282,8 +274,6 @@ export function trainOptionsFromFlags(
   command: string,
   f: Record<string, string | boolean | undefined>,
 ): TrainOptions {
-  const int = (name: string, min = 0) => numberFlag(f, name, { integer: true, min });
-  const num = (name: string, min?: number, max?: number) => numberFlag(f, name, { min, max });
   if (f.steps !== undefined && f.epochs !== undefined) {
     throw new UsageError(`${command}: give --steps or --epochs, not both`);
   }
@@ -291,7 +281,9 @@ export function trainOptionsFromFlags(
   if (f.val !== undefined && f["val-fraction"] !== undefined) {
     throw new UsageError(`${command}: give --val or --val-fraction, not both`);
   }
-  const valFraction = num("val-fraction", 0, 1);
+  // Types, bounds and choices as the spec (TRAIN_FLAGS) states them.
+  const v = flagValues(TRAIN_FLAGS, f);
+  const valFraction = v["val-fraction"];
   if (valFraction === 0 || valFraction === 1) {
     throw new UsageError(`--val-fraction: must be strictly between 0 and 1`);
   }
@@ -300,50 +292,46 @@ export function trainOptionsFromFlags(
     train: required(command, f, "train"),
     out: required(command, f, "out"),
     tokenizer: f.tokenizer as string | undefined,
-    sampler: choiceFlag(f, "sampler", ["xx", "xy", "hybrid", "lang-sim"] as const),
-    alpha: num("alpha", 0, 1),
+    sampler: v.sampler,
+    alpha: v.alpha,
     alphaSchedule: typeof alphaSpec === "string" ? parseAlphaSchedule(alphaSpec) : undefined,
-    batchSize: int("batch-size", 2),
-    steps: int("steps", 1),
-    epochs: num("epochs", 0),
-    lr: num("lr", 0),
-    weightDecay: num("weight-decay", 0),
-    warmupSteps: int("warmup-steps", 0),
-    schedule: choiceFlag(f, "schedule", ["linear", "constant"] as const),
-    temperature: num("temperature", 1e-6),
-    pooling: choiceFlag(f, "pooling", ["cls", "mean"] as const),
-    maxLength: int("max-length", 3),
-    seed: int("seed", 0),
-    maxGradNorm: num("max-grad-norm", 0),
-    langs: listFlag(f, "langs"),
-    saveEvery: int("save-every", 0),
-    saveTotalLimit: int("save-total-limit", 1),
-    logEvery: int("log-every", 1),
+    batchSize: v["batch-size"],
+    steps: v.steps,
+    epochs: v.epochs,
+    lr: v.lr,
+    weightDecay: v["weight-decay"],
+    warmupSteps: v["warmup-steps"],
+    schedule: v.schedule,
+    temperature: v.temperature,
+    pooling: v.pooling,
+    maxLength: v["max-length"],
+    seed: v.seed,
+    maxGradNorm: v["max-grad-norm"],
+    langs: v.langs,
+    saveEvery: v["save-every"],
+    saveTotalLimit: v["save-total-limit"],
+    logEvery: v["log-every"],
     resume: f.resume as string | undefined,
     symmetric: f.symmetric === true ? true : undefined,
-    hardNegatives: int("hard-negatives", 0),
+    hardNegatives: v["hard-negatives"],
     queryPrefix: f["query-prefix"] as string | undefined,
     passagePrefix: f["passage-prefix"] as string | undefined,
     freezeEmbeddings: f["freeze-embeddings"] === true ? true : undefined,
     similarityFile: f.similarity as string | undefined,
-    similarityEvery: int("similarity-every", 1),
+    similarityEvery: v["similarity-every"],
     eval: f.eval as string | undefined,
-    evalEvery: int("eval-every", 0),
-    evalLimitQuestions: int("eval-limit-questions", 1),
-    gradCacheChunk: int("grad-cache-chunk", 0),
+    evalEvery: v["eval-every"],
+    evalLimitQuestions: v["eval-limit-questions"],
+    gradCacheChunk: v["grad-cache-chunk"],
     checkpointing: f.checkpointing === true ? true : undefined,
     quiet: f.quiet === true ? true : undefined,
     val: f.val as string | undefined,
     valFraction,
-    valBatches: int("val-batches", 1),
-    earlyStoppingPatience: int("early-stopping-patience", 1),
-    selectBy: choiceFlag(
-      f,
-      "select-by",
-      ["val_loss", "multi_map", "mono_map", "cross_map"] as const,
-    ),
+    valBatches: v["val-batches"],
+    earlyStoppingPatience: v["early-stopping-patience"],
+    selectBy: v["select-by"],
     strictLeakage: f["strict-leakage"] === true ? true : undefined,
-    dropout: num("dropout", 0, 0.99),
+    dropout: v.dropout,
   };
   if (opts.earlyStoppingPatience !== undefined || opts.selectBy !== undefined) {
     const problem = selectionProblem(opts);
