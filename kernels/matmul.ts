@@ -17,6 +17,7 @@
 import { Gpu } from "./runtime.ts";
 import { checkMatmulSwitches, type MatmulSwitches, type MatmulTiles } from "./options.ts";
 import { kernel, type TemplateVars } from "./spec.ts";
+import { type MatmulForm, matmulShapeKey, type TunedPlan } from "./tune.ts";
 import type { Tensor } from "./tensor.ts";
 
 export type { MatmulSwitches, MatmulTiles } from "./options.ts";
@@ -221,7 +222,8 @@ function splitFor(
  * to the rows and columns there are, and K is split when that leaves fewer than 4 workgroups
  * (64×64 tiles of 8×8 blocks when K is too short to split). GPU adapters keep the M·N table and
  * the same narrowing and splitting with GPU-sized targets. `switches` (a Gpu's
- * `options.matmul`) may force the tiles or the split.
+ * `options.matmul`) may force the tiles or the split; `tuned` (a plan from the adapter's tune
+ * cache, see {@linkcode gpuMatmulPlan}) replaces the table's tiles and split.
  *
  * @example
  * ```ts
@@ -238,6 +240,7 @@ export function matmulPlan(
   batch = 1,
   cpu = false,
   switches: Partial<MatmulSwitches> = {},
+  tuned: TunedPlan | null = null,
 ): MatmulPlan {
   checkMatmulSwitches(switches);
   const forced = switches.tiles ?? null;
@@ -245,7 +248,11 @@ export function matmulPlan(
   let tiles: MatmulTiles;
   let splits = 1;
   if (forced) tiles = forced;
-  else if (!cpu) {
+  else if (tuned) {
+    // A plan `bench tune` measured on this adapter (kernels/tune.ts); its split as it was timed.
+    tiles = tuned.tiles;
+    splits = Math.max(1, Math.min(tuned.splits, Math.ceil(k / tiles.BK)));
+  } else if (!cpu) {
     const base = TILE_TABLE.find((e) => !e.cpu && e.when(m, n, k))!.tiles;
     tiles = fitTiles(base, m, n, MIN_THREADS.gpu);
     splits = splitFor(tiles, m, n, k, batch, false);
@@ -279,6 +286,42 @@ export function matmulPlan(
  */
 export function matmulTiles(m: number, n: number, k: number, cpu = false): MatmulTiles {
   return matmulPlan(m, n, k, 1, cpu).tiles;
+}
+
+/**
+ * The plan `gpu` runs a product with: the adapter's tuned plan for this shape and form when the Gpu
+ * loaded a tune cache ({@linkcode Gpu.tuned}) that has it, else the hand-written table; the Gpu's
+ * switches override either.
+ */
+export function gpuMatmulPlan(
+  gpu: Gpu,
+  m: number,
+  n: number,
+  k: number,
+  batch: number,
+  form: MatmulForm,
+): MatmulPlan & { tuned: boolean } {
+  let cpu = cpuAdapters.get(gpu);
+  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  const tuned = gpu.tuned?.matmul[matmulShapeKey(m, n, k, batch, form)] ?? null;
+  return { ...matmulPlan(m, n, k, batch, cpu, gpu.options.matmul, tuned), tuned: tuned !== null };
+}
+
+/**
+ * The table's narrowing and K split, for the tuner (cli/bench_tune.ts): `base` narrowed to an
+ * M×N output, and the split {@linkcode matmulPlan} would pick for those tiles.
+ */
+export function fitMatmulTiles(
+  base: MatmulTiles,
+  m: number,
+  n: number,
+  k: number,
+  batch: number,
+  cpu: boolean,
+): MatmulPlan {
+  const tiles = fitTiles(base, m, n, MIN_THREADS[cpu ? "cpu" : "gpu"]);
+  const splits = splitFor(tiles, m, n, k, batch, cpu);
+  return { tiles, splits, kChunk: splits === 1 ? k : Math.ceil(k / splits / tiles.BK) * tiles.BK };
 }
 
 /** Whether the adapter is a software (CPU) one such as lavapipe, which wants other tiles. */
@@ -322,10 +365,13 @@ function vec4Ok(t: Tensor, contiguous: number): boolean {
 
 /** Records the dispatches of one product (shapes already validated). */
 function gemm(gpu: Gpu, g: Gemm): void {
-  let cpu = cpuAdapters.get(gpu);
-  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
   const switches = gpu.options.matmul;
-  const { tiles: t, splits, kChunk } = matmulPlan(g.m, g.n, g.k, g.batch, cpu, switches);
+  const { tiles: t, splits, kChunk } = gpuMatmulPlan(gpu, g.m, g.n, g.k, g.batch, {
+    transA: g.transA,
+    transB: g.transB,
+    aType: g.a.dtype,
+    bType: g.b.dtype,
+  });
   const wx = Math.ceil(g.n / (4 * t.TN4 * t.WX));
   const wy = Math.ceil(g.m / (4 * t.TM4 * t.WY));
   const wz = g.batch * splits;

@@ -15,6 +15,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { acceptedDtypes, type Kernel, kernel, type ShaderDecl, type TemplateVars } from "./spec.ts";
 import { type MatmulSwitches, matmulSwitches } from "./options.ts";
+import { loadTuneCache, type TuneCache, tuneSource } from "./tune.ts";
 
 /** Options of {@linkcode Gpu.create}. */
 export interface GpuOptions {
@@ -28,6 +29,12 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Matmul tiles, split-K and f16 arithmetic for this device only (tests and benchmarks). */
   matmul?: Partial<MatmulSwitches>;
+  /**
+   * Use tiles tuned for this adapter (`cli.ts bench tune`; kernels/tune.ts): true → the adapter's
+   * cache file, a string → that file, false → none. Default: `XLMR_WEBGPU_TUNE` (`on` or a path),
+   * else none. Never read when `poison` is set (tests).
+   */
+  tune?: boolean | string;
 }
 
 /** {@linkcode GpuOptions} as a Gpu holds them: the kernel switches filled in. */
@@ -183,8 +190,14 @@ export class Gpu {
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
     };
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    return new Gpu(adapter, device, options);
+    const gpu = new Gpu(adapter, device, options);
+    const source = tuneSource(options.tune, options.poison === true, adapter.info);
+    if (source !== null) gpu.tuned = loadTuneCache(source);
+    return gpu;
   }
+
+  /** Tuned matmul plans of this adapter (kernels/tune.ts), or null: the hand-written table. */
+  tuned: TuneCache | null = null;
 
   /** The device's limits (as granted). */
   get limits(): GPUSupportedLimits {
