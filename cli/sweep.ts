@@ -11,6 +11,7 @@ import { GracefulStop } from "./signals.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { printAdapter } from "./provenance.ts";
 import { runSweep, type SweepVariant } from "../training/sweep.ts";
+import { DEFAULT_TRAIN_OPTIONS } from "../training/train.ts";
 
 /** α values swept when neither --alphas nor --samplers is given. */
 const DEFAULT_ALPHAS = [0, 0.25, 0.5, 0.75, 1];
@@ -59,7 +60,7 @@ export const SWEEP_FLAGS = defineFlags({
 
 /** Runs the `sweep` command. */
 export async function sweepCommand(args: string[]): Promise<void> {
-  const f = SWEEP_FLAGS.parseRaw(args);
+  const { values: v, raw: f } = SWEEP_FLAGS.parseAll(args);
   const evalDir = required("sweep", f, "eval");
   const base = trainOptionsFromFlags("sweep", f);
   const seeds = listFlag(f, "seeds")?.map((s) => {
@@ -84,7 +85,11 @@ export async function sweepCommand(args: string[]): Promise<void> {
     if (!["xx", "xy", "hybrid", "lang-sim"].includes(s)) {
       throw new UsageError(`--samplers: unknown sampler "${s}" (xx|xy|hybrid|lang-sim)`);
     }
-    variants.push({ name: s, sampler: s as SweepVariant["sampler"], alpha: base.alpha ?? 0.5 });
+    variants.push({
+      name: s,
+      sampler: s as SweepVariant["sampler"],
+      alpha: base.alpha ?? DEFAULT_TRAIN_OPTIONS.alpha,
+    });
   }
   if (variants.length === 0) {
     for (const alpha of DEFAULT_ALPHAS) {
@@ -100,8 +105,8 @@ export async function sweepCommand(args: string[]): Promise<void> {
       base: { ...base, eval: undefined, stopSignal: stop.signal },
       variants,
       evalDir,
-      groupsFile: f.groups as string | undefined,
-      limitQuestions: f["limit-questions"] ? Number(f["limit-questions"]) : undefined,
+      groupsFile: v.groups,
+      limitQuestions: v["limit-questions"],
       seeds,
     });
   } finally {
