@@ -171,6 +171,9 @@ export async function evalCommand(args: string[]): Promise<void> {
       maxLength: maxLengthFlag,
       batchSize,
       dtype,
+      langs: v.langs,
+      limitQuestions: v["limit-questions"],
+      blockSize: v["block-size"],
     };
     return await evalTatoeba(s, f, args);
   }

@@ -8,7 +8,6 @@
  */
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import { listFlag, numberFlag } from "./flags.ts";
 import { Gpu } from "../kernels/runtime.ts";
 import { checkMemoryBudget, parseBytes } from "./memory_budget.ts";
 import { Encoder } from "../model/encoder.ts";
@@ -29,6 +28,12 @@ export interface TatoebaEvalSettings {
   maxLength?: number;
   batchSize: number;
   dtype?: "f32" | "f16";
+  /** Languages to evaluate (default: all). */
+  langs?: string[];
+  /** The first N pairs of each language. */
+  limitQuestions?: number;
+  /** Candidates scored per GPU block. */
+  blockSize?: number;
 }
 
 /** Runs `eval` on a Tatoeba folder. */
@@ -37,9 +42,7 @@ export async function evalTatoeba(
   f: Record<string, string | boolean | undefined>,
   args: string[],
 ): Promise<void> {
-  const langs = listFlag(f, "langs");
-  const limit = numberFlag(f, "limit-questions", { integer: true, min: 1 });
-  const blockSize = numberFlag(f, "block-size", { integer: true, min: 1 });
+  const { langs, limitQuestions: limit, blockSize } = s;
   const progress = (m: string) => console.error(m);
   const set = await loadTatoeba(s.dataset, { langs, limit, onProgress: progress });
   const modelSrc = await resolveModel(s.modelSpec);
