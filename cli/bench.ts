@@ -30,7 +30,7 @@ export interface MatmulBenchResult {
 }
 
 /** What `bench` does, in one line (`cli.ts --help`). */
-export const BENCH_SUMMARY = "benchmarks: bench matmul | step | peers | soak | tune " +
+export const BENCH_SUMMARY = "benchmarks: bench matmul | step | peers | soak | tune | suite " +
   "(bench <name> --help lists its flags)";
 
 /** The flags of `bench matmul`. */
@@ -55,6 +55,7 @@ export async function benchSpecs(): Promise<FlagParser<Record<string, FlagDef>>[
     BENCH_PEERS_FLAGS,
     (await import("./bench_soak.ts")).BENCH_SOAK_FLAGS,
     (await import("./bench_tune.ts")).BENCH_TUNE_FLAGS,
+    (await import("./bench_suite.ts")).BENCH_SUITE_FLAGS,
   ] as FlagParser<Record<string, FlagDef>>[];
 }
 
@@ -88,6 +89,7 @@ export async function benchCommand(args: string[]): Promise<void> {
   if (op === "step") return (await import("./bench_step.ts")).benchStepCommand(rest);
   if (op === "soak") return (await import("./bench_soak.ts")).benchSoakCommand(rest);
   if (op === "tune") return (await import("./bench_tune.ts")).benchTuneCommand(rest);
+  if (op === "suite") return (await import("./bench_suite.ts")).benchSuiteCommand(rest);
   if (op === "peers") {
     // Flags (and --help) are checked before tfjs is loaded.
     BENCH_PEERS_FLAGS.parse(rest);

@@ -78,6 +78,8 @@ export interface StepBenchOptions {
   profile?: boolean;
   /** Seed of the weights and token ids (default 1). */
   seed?: number;
+  /** Activation checkpointing in the trainer (default false; bench suite turns it on). */
+  checkpointing?: boolean;
 }
 
 /** One kernel group of the profile. */
@@ -212,7 +214,10 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
   });
   const next = mulberry32(seed);
   const params = XlmrParams.init(gpu, config, seed);
-  const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS });
+  const trainer = new Trainer(params, {
+    ...DEFAULT_TRAINER_OPTIONS,
+    checkpointing: o.checkpointing ?? DEFAULT_TRAINER_OPTIONS.checkpointing,
+  });
   const P = o.batchSize * (1 + hardNegatives);
   const batches = Array.from({ length: warmup + steps + 1 }, () => ({
     q: randomSeqs(o.batchSize, o.maxLength, config.vocabSize, next),
