@@ -257,8 +257,8 @@ export const TRAIN_FLAGS = {
     type: "number",
     min: 0,
     max: 0.99,
-    defaultText: "the config's hidden_dropout_prob",
-    description: "hidden dropout probability",
+    defaultText: "the config's hidden/attention_probs_dropout_prob",
+    description: "dropout of hidden states and attention probabilities",
   },
 } as const satisfies Record<string, FlagDef>;
 

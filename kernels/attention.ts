@@ -13,6 +13,11 @@
  * The mask is `[B, T]` f32, 1 for real tokens and 0 for padding: padded keys are skipped (the same
  * as an additive −∞), padded query rows still get finite outputs. A row with no real key at all
  * gets zeros. `headDim` must be a multiple of 4 (rows move as vec4) and at most 64.
+ *
+ * Optional attention-probability dropout (`drop`): each probability is kept with probability
+ * 1 − p and scaled by 1/(1 − p), with the mask of `kernels/dropout.ts` at index
+ * ((firstSequence + b)·heads + h)·seq² + i·seq + j (query row i, key j), so the backward given the
+ * same `drop` uses the same mask; the log-sum-exp is that of the undropped softmax.
  * @module
  */
 import { Gpu } from "./runtime.ts";
@@ -30,13 +35,27 @@ export interface AttentionDims {
   scale?: number;
 }
 
-const DIMS = { batch: "u32", seq: "u32", heads: "u32", scale: "f32", groups: "u32" } as const;
+const DIMS = {
+  batch: "u32",
+  seq: "u32",
+  heads: "u32",
+  scale: "f32",
+  groups: "u32",
+  drop_key: "u32",
+  drop_threshold: "u32",
+  drop_scale: "f32",
+  drop_b0: "u32",
+} as const;
 const R = "read", RW = "read_write";
 /** A binding read through WGSL variable `wgsl` as `type` (the entry points' own variables). */
 const via = (access: typeof R | typeof RW, type: string, wgsl: string) =>
   ({ access, type, wgsl }) as const;
 /** Template variants the binding test compiles (the smallest head and row counts and larger). */
-const TEST_VARIANTS = [{ d4: 1, rows: 1 }, { d4: 16, rows: 2 }];
+const TEST_VARIANTS = [{ d4: 1, rows: 1, drop: 0 }, { d4: 16, rows: 2, drop: 0 }, {
+  d4: 2,
+  rows: 2,
+  drop: 1,
+}];
 const ATTENTION = kernels("attention.wgsl", {
   forward: {
     entries: ["forward"],
@@ -193,8 +212,44 @@ function planFor(gpu: Gpu, dims: AttentionDims): Plan {
   return plan(dims, cpu);
 }
 
-function params(dims: AttentionDims, scale: number, groups: number) {
-  return { batch: dims.batch, seq: dims.seq, heads: dims.heads, scale, groups };
+/**
+ * Attention-probability dropout of one call: probability `p`, mask key, and the index of the
+ * batch's first sequence in the whole batch (GradCache chunks; default 0).
+ */
+export interface AttentionDropout {
+  p: number;
+  key: number;
+  firstSequence?: number;
+}
+
+function checkDrop(op: string, drop: AttentionDropout | undefined, dims: AttentionDims): void {
+  if (!drop) return;
+  if (!(drop.p >= 0 && drop.p < 1)) throw new RangeError(`${op}: drop.p must be in [0, 1)`);
+  const b0 = drop.firstSequence ?? 0;
+  if ((b0 + dims.batch) * dims.heads * dims.seq * dims.seq > 2 ** 32) {
+    throw new RangeError(
+      `${op}: the dropout mask index exceeds 2^32 for ${b0 + dims.batch} sequences`,
+    );
+  }
+}
+
+function params(
+  dims: AttentionDims,
+  scale: number,
+  groups: number,
+  drop?: AttentionDropout,
+) {
+  return {
+    batch: dims.batch,
+    seq: dims.seq,
+    heads: dims.heads,
+    scale,
+    groups,
+    drop_key: drop ? drop.key >>> 0 : 0,
+    drop_threshold: drop ? Math.min(2 ** 32 - 1, Math.round(drop.p * 2 ** 32)) : 0,
+    drop_scale: drop ? 1 / (1 - drop.p) : 1,
+    drop_b0: drop?.firstSequence ?? 0,
+  };
 }
 
 /**
@@ -221,9 +276,12 @@ export function attention(
   v: Tensor,
   mask: Tensor,
   dims: AttentionDims,
+  drop?: AttentionDropout,
 ): { out: Tensor; lse: Tensor } {
   const op = "attention";
   const scale = checkDims(op, dims);
+  checkDrop(op, drop, dims);
+  if (drop?.p === 0) drop = undefined;
   checkActivation(op, "q", q, dims);
   checkActivation(op, "k", k, dims);
   checkActivation(op, "v", v, dims);
@@ -233,9 +291,12 @@ export function attention(
   const pl = planFor(gpu, dims);
   gpu.run(
     ATTENTION.forward,
-    { constants: { WG: pl.wg }, template: { d4: dims.headDim / 4, rows: pl.rows } },
+    {
+      constants: { WG: pl.wg },
+      template: { d4: dims.headDim / 4, rows: pl.rows, drop: drop ? 1 : 0 },
+    },
     { q, k, v, mask, out, lse },
-    params(dims, scale, pl.groups),
+    params(dims, scale, pl.groups, drop),
     pl.workgroups,
   );
   return { out, lse };
@@ -269,9 +330,12 @@ export function attentionBackward(
   lse: Tensor,
   mask: Tensor,
   dims: AttentionDims,
+  drop?: AttentionDropout,
 ): { dq: Tensor; dk: Tensor; dv: Tensor } {
   const op = "attentionBackward";
   const scale = checkDims(op, dims);
+  checkDrop(op, drop, dims);
+  if (drop?.p === 0) drop = undefined;
   checkActivation(op, "dOut", dOut, dims);
   checkActivation(op, "q", q, dims);
   checkActivation(op, "k", k, dims);
@@ -280,9 +344,9 @@ export function attentionBackward(
   checkLse(op, lse, dims);
   checkMask(op, mask, dims);
   const pl = planFor(gpu, dims);
-  const spec = (rows: number, wg: number) => ({
+  const spec = (rows: number, wg: number, dropping = drop !== undefined) => ({
     constants: { WG: wg },
-    template: { d4: dims.headDim / 4, rows },
+    template: { d4: dims.headDim / 4, rows, drop: dropping ? 1 : 0 },
   });
   // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
   return gpu.scope(() => {
@@ -290,7 +354,7 @@ export function attentionBackward(
     const rowCount = dims.batch * dims.heads * dims.seq;
     gpu.run(
       ATTENTION.delta,
-      spec(1, 64),
+      spec(1, 64, false), // D_i = dOut_i·out_i holds with dropout too
       { dOut, out, lse, stats },
       params(dims, scale, dims.seq),
       Gpu.grid(Math.ceil(rowCount / 64)),
@@ -302,14 +366,14 @@ export function attentionBackward(
       ATTENTION.dq,
       spec(pl.rows, pl.wg),
       { dOut, q, k, v, stats, mask, dq },
-      params(dims, scale, pl.groups),
+      params(dims, scale, pl.groups, drop),
       pl.workgroups,
     );
     gpu.run(
       ATTENTION.dkdv,
       spec(pl.rows, pl.wg),
       { dOut, q, k, v, stats, mask, dk, dv },
-      params(dims, scale, pl.groups),
+      params(dims, scale, pl.groups, drop),
       pl.workgroups,
     );
     // Later dispatches in the same pass run after these, so the pool may hand it out again now.

@@ -13,10 +13,17 @@
 // (batch, head) pairs when seq is short and no lane idles.
 //
 // Template variables: `d4` = headDim / 4 (rows move as vec4) and `rows` = ROWS; the per-row
-// registers are unrolled by name so that they stay in registers.
+// registers are unrolled by name so that they stay in registers. `drop` = 1 compiles
+// attention-probability dropout: the probability P_ij of key j in query row i of (b, h) is kept
+// and scaled by drop_scale = 1/(1 − p) when the hash of (drop_key, index of (drop_b0 + b, h, i,
+// j) in [B, heads, seq, seq]) is at least drop_threshold (the mask of dropout.wgsl), else zeroed;
+// the softmax normaliser and lse keep every key. The backward uses the same mask: dV_j = Σ_i
+// P_ij Z_ij dOut_i, dS_ij = P_ij (Z_ij dOut_i·v_j − D_i) with D_i = dOut_i·out_i as before.
+// Without `drop` the code is exactly the undropped kernel.
 
 // @bindings generated from ATTENTION in attention.ts: every entry point has
-//   p: Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32 }
+//   p: Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32, drop_key: u32,
+//     drop_threshold: u32, drop_scale: f32, drop_b0: u32 }
 // and its own arrays (binding numbers repeat between entry points; outputs read_write):
 //   forward: fq, fk, fv (vec4f), fmask (f32) → fout (vec4f), flse (f32)
 //   backward_delta: dl_do, dl_out (vec4f), dl_lse (f32) → dl_stats (vec2f)
@@ -40,7 +47,25 @@ fn stat_index(b: u32, h: u32, t: u32) -> u32 {
   return (b * p.heads + h) * p.seq + t;
 }
 
-// (batch, head, first row) of an invocation, or batch = p.batch when it has no work.
+{% if drop %}// lowbias32, as in dropout.wgsl.
+fn drop_mix32(v: u32) -> u32 {
+  var x = v;
+  x ^= x >> 16u;
+  x *= 0x7feb352du;
+  x ^= x >> 15u;
+  x *= 0x846ca68bu;
+  x ^= x >> 16u;
+  return x;
+}
+
+// Z_ij / (1 − p) for query row i and key j of (b, h).
+fn drop_factor(b: u32, h: u32, i: u32, j: u32) -> f32 {
+  let idx = (((p.drop_b0 + b) * p.heads + h) * p.seq + i) * p.seq + j;
+  let hv = drop_mix32(drop_mix32(idx ^ p.drop_key) + p.drop_key);
+  return select(0.0, p.drop_scale, hv >= p.drop_threshold);
+}
+
+{% endif %}// (batch, head, first row) of an invocation, or batch = p.batch when it has no work.
 fn task(wid: vec3u, nwg: vec3u, lid: u32) -> vec3u {
   let id = (wid.x + wid.y * nwg.x) * WG + lid;
   let g = id % p.groups;
@@ -82,8 +107,10 @@ fn forward(
         let pj = exp(s{{ r }} - mn);
         l{{ r }} = l{{ r }} * c + pj;
         m{{ r }} = mn;
-{% for d in range(d4) %}        a{{ r }}_{{ d }} = a{{ r }}_{{ d }} * c + pj * v{{ d }};
-{% endfor %}      }
+{% if drop %}        let pz = pj * drop_factor(b, h, i{{ r }}, j);
+{% for d in range(d4) %}        a{{ r }}_{{ d }} = a{{ r }}_{{ d }} * c + pz * v{{ d }};
+{% endfor %}{% else %}{% for d in range(d4) %}        a{{ r }}_{{ d }} = a{{ r }}_{{ d }} * c + pj * v{{ d }};
+{% endfor %}{% endif %}      }
 {% endfor %}    }
   }
 {% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
@@ -146,8 +173,9 @@ fn backward_dq(
 {% endfor %}{% for r in range(rows) %}      {
         let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ r }}_{{ d }} * k{{ d }}{% endfor %});
         let dp = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}g{{ r }}_{{ d }} * v{{ d }}{% endfor %});
-        let ds = exp(s - st{{ r }}.x) * (dp - st{{ r }}.y);
-{% for d in range(d4) %}        a{{ r }}_{{ d }} += ds * k{{ d }};
+{% if drop %}        let ds = exp(s - st{{ r }}.x) * (dp * drop_factor(b, h, i{{ r }}, j) - st{{ r }}.y);
+{% else %}        let ds = exp(s - st{{ r }}.x) * (dp - st{{ r }}.y);
+{% endif %}{% for d in range(d4) %}        a{{ r }}_{{ d }} += ds * k{{ d }};
 {% endfor %}      }
 {% endfor %}    }
   }
@@ -188,10 +216,15 @@ fn backward_dkdv(
       let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ d }} * k{{ r }}_{{ d }}{% endfor %});
       let dp = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}g{{ d }} * v{{ r }}_{{ d }}{% endfor %});
       let pr = exp(s - st.x);
-      let ds = pr * (dp - st.y);
+{% if drop %}      let z = drop_factor(b, h, i, j{{ r }});
+      let ds = pr * (dp * z - st.y);
+      let pz = pr * z;
+{% for d in range(d4) %}      dv{{ r }}_{{ d }} += pz * g{{ d }};
+      dk{{ r }}_{{ d }} += ds * q{{ d }};
+{% endfor %}{% else %}      let ds = pr * (dp - st.y);
 {% for d in range(d4) %}      dv{{ r }}_{{ d }} += pr * g{{ d }};
       dk{{ r }}_{{ d }} += ds * q{{ d }};
-{% endfor %}    }
+{% endfor %}{% endif %}    }
 {% endfor %}  }
 {% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
     // A masked key's sums are garbage (its scores were never normalised): write zeros.

@@ -8,8 +8,8 @@
  * projections before their residual adds, as Hugging Face's BertModel/XLMRobertaModel place it)
  * draws its mask from a counter-based hash of a per-forward key, the layer, the site and the
  * element's position in the whole batch, so the backward, a checkpointed recomputation and
- * GradCache's chunks all see the same mask without storing it. Attention-probability dropout is
- * not implemented (it would live inside the fused attention kernel).
+ * GradCache's chunks all see the same mask without storing it. Attention-probability dropout
+ * (`DropoutSpec.attention`) runs inside the fused attention kernel with the same kind of mask.
  *
  * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
  * @module
@@ -49,9 +49,13 @@ export interface TokenBatch {
   first?: number;
 }
 
-/** Hidden dropout of one forward pass: probability `p` and the key its masks derive from. */
+/**
+ * Dropout of one forward pass: hidden probability `p`, attention-probability `attention`
+ * (default 0), and the key their masks derive from.
+ */
 export interface DropoutSpec {
   p: number;
+  attention?: number;
   key: number;
 }
 
@@ -262,10 +266,12 @@ export class XlmrModel {
     head = false,
     drop: DropoutSpec | null = null,
   ): ForwardResult {
-    if (drop && !(drop.p >= 0 && drop.p < 1)) {
-      throw new RangeError(`forward: dropout p must be in [0, 1), got ${drop.p}`);
+    for (const [what, v] of [["p", drop?.p], ["attention", drop?.attention]] as const) {
+      if (v !== undefined && !(v >= 0 && v < 1)) {
+        throw new RangeError(`forward: dropout ${what} must be in [0, 1), got ${v}`);
+      }
     }
-    if (drop?.p === 0) drop = null;
+    if (drop && drop.p === 0 && !drop.attention) drop = null;
     const gpu = this.gpu, c = this.config;
     const { batch: B, seq: T } = tokens;
     const H = c.hiddenSize, rows = B * T;
@@ -288,7 +294,7 @@ export class XlmrModel {
       this.w("embeddings.LayerNorm.bias"),
       c.layerNormEps,
     );
-    if (drop) {
+    if (drop && drop.p > 0) {
       const y = this.drop(emb.y, tokens, drop, 0, 0);
       gpu.release(emb.y);
       emb.y = y;
@@ -363,11 +369,22 @@ export class XlmrModel {
     };
   }
 
+  /** Attention-probability dropout of encoder layer `l` (site 3), or undefined. */
+  private attentionDrop(l: number, tokens: TokenBatch, d: DropoutSpec | null) {
+    if (!d?.attention) return undefined;
+    return {
+      p: d.attention,
+      key: dropoutKey(d.key, l + 1, 3),
+      firstSequence: tokens.first ?? 0,
+    };
+  }
+
   /**
    * Dropout of a [B·T, H] activation at (`layer`, `site`): layer 0 is the embeddings, l + 1 is
    * encoder layer l; site 1 the attention output, 2 the FFN output. Also its own backward.
    */
   private drop(x: Tensor, tokens: TokenBatch, d: DropoutSpec, layer: number, site: number) {
+    if (d.p === 0) return x; // attention dropout only
     return dropout(this.gpu, x, {
       p: d.p,
       key: dropoutKey(d.key, layer, site),
@@ -402,9 +419,9 @@ export class XlmrModel {
     const q = dense(h, "attention.self.query");
     const k = dense(h, "attention.self.key");
     const v = dense(h, "attention.self.value");
-    const att = attention(gpu, q, k, v, mask, dims);
+    const att = attention(gpu, q, k, v, mask, dims, this.attentionDrop(l, tokens, drop));
     let proj = dense(att.out, "attention.output.dense");
-    if (drop) {
+    if (drop && drop.p > 0) {
       const y = this.drop(proj, tokens, drop, l + 1, 1);
       gpu.release(proj);
       proj = y;
@@ -426,7 +443,7 @@ export class XlmrModel {
       this.w(`${p}intermediate.dense.bias`),
     );
     let out = dense(act, "output.dense");
-    if (drop) {
+    if (drop && drop.p > 0) {
       const y = this.drop(out, tokens, drop, l + 1, 2);
       gpu.release(out);
       out = y;
@@ -598,7 +615,18 @@ export class XlmrModel {
         g(`${p}attention.output.dense.bias`),
       )!;
       if (dOut1 !== dSum1) gpu.release(dOut1);
-      const dAtt = attentionBackward(gpu, dCtx, s.q, s.k, s.v, s.ctx, s.lse, state.mask, dims);
+      const dAtt = attentionBackward(
+        gpu,
+        dCtx,
+        s.q,
+        s.k,
+        s.v,
+        s.ctx,
+        s.lse,
+        state.mask,
+        dims,
+        this.attentionDrop(l, state.tokens, state.dropout),
+      );
       gpu.release(dCtx, s.ctx, s.lse);
       let dIn = dSum1;
       for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
@@ -622,7 +650,7 @@ export class XlmrModel {
     state.inputs = null;
 
     // Embeddings: dropout and LN backward, then scatter-add into the three tables.
-    if (state.dropout) {
+    if (state.dropout && state.dropout.p > 0) {
       const d = this.drop(dh, state.tokens, state.dropout, 0, 0);
       gpu.release(dh);
       dh = d;

@@ -59,6 +59,7 @@ function encodeOne(
   ids: readonly number[],
   types?: readonly number[],
   drop?: (layer: number, site: number, x: Float64Array) => void,
+  attnDrop?: (layer: number, head: number, i: number, j: number) => number,
 ): Float64Array {
   const H = c.hiddenSize, I = c.intermediateSize, T = ids.length;
   const nh = c.numHeads, hd = H / nh, eps = c.layerNormEps;
@@ -109,6 +110,8 @@ function encodeOne(
           s[j] = Math.exp(s[j] - mx);
           z += s[j];
         }
+        // Attention dropout scales each probability after the (undropped) normalisation.
+        if (attnDrop) { for (let j = 0; j < T; j++) s[j] *= attnDrop(l, h, i, j); }
         for (let f = 0; f < hd; f++) {
           let acc = 0;
           for (let j = 0; j < T; j++) acc += s[j] * v[j * H + h * hd + f];
@@ -173,7 +176,18 @@ export function referenceForward(
         }
       }
       : undefined;
-    const x = encodeOne(w, c, ids, typeIds?.[b], drop);
+    const pa = dropout?.attention ?? 0;
+    const attnDrop = dropout && pa > 0
+      ? (layer: number, head: number, i: number, j: number) =>
+        dropoutKeep(
+            dropoutKey(dropout.key, layer + 1, 3),
+            ((b * c.numHeads + head) * Tpad + i) * Tpad + j,
+            pa,
+          )
+          ? 1 / (1 - pa)
+          : 0
+      : undefined;
+    const x = encodeOne(w, c, ids, typeIds?.[b], drop, attnDrop);
     const T = ids.length;
     for (let h = 0; h < H; h++) {
       if (pooling === "mean") {
@@ -207,6 +221,8 @@ export function referenceForward(
 /** Hidden dropout of one reference forward: the engine's masks for `key` (see kernels/dropout.ts). */
 export interface RefDropout {
   p: number;
+  /** Attention-probability dropout (default 0). */
+  attention?: number;
   key: number;
 }
 
@@ -223,7 +239,7 @@ export interface RefLossOptions {
   /** Dense layers after pooling (a sentence-transformers head), before the normalisation. */
   head?: readonly RefHeadLayer[];
   /** Hidden dropout p with the keys of the query and the passage forward passes. */
-  dropout?: { p: number; queryKey: number; passageKey: number };
+  dropout?: { p: number; attention?: number; queryKey: number; passageKey: number };
 }
 
 /**
@@ -253,6 +269,7 @@ export function referenceLoss(
     head,
     d && {
       p: d.p,
+      attention: d.attention,
       key: d.queryKey,
     },
   );
@@ -265,6 +282,7 @@ export function referenceLoss(
     head,
     d && {
       p: d.p,
+      attention: d.attention,
       key: d.passageKey,
     },
   );

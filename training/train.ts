@@ -304,6 +304,10 @@ export async function train(
   // Hidden dropout as the model's config says (hidden_dropout_prob) unless --dropout overrides
   // it; the masks derive from the run's seed and the step, so a resumed run draws the same ones.
   if (opts.dropout === undefined) trainerOptions.dropout = config.hiddenDropout;
+  // --dropout sets both; attention_probs_dropout_prob otherwise.
+  if (opts.attentionDropout === undefined) {
+    trainerOptions.attentionDropout = opts.dropout ?? config.attentionDropout;
+  }
   if (opts.dropoutSeed === undefined) trainerOptions.dropoutSeed = o.seed;
   const trainer = new Trainer(encoder.params, trainerOptions);
   let sampler = new BatchSampler(data, samplerOpts);
@@ -319,6 +323,7 @@ export async function train(
     gradCacheChunk: trainerOptions.gradCacheChunk,
     checkpointing: trainerOptions.checkpointing,
     dropout: trainerOptions.dropout,
+    attentionDropout: trainerOptions.attentionDropout,
     totalSteps,
     // The prompts eval/embed apply by default to this run's model.
     queryPrefix: o.queryPrefix,
@@ -507,11 +512,9 @@ export async function train(
       `sampler ${o.sampler}${
         o.sampler === "hybrid" ? ` α=${o.alpha}` : ""
       }, batch ${o.batchSize}, ` +
-      `${totalSteps} steps, hidden dropout ${trainerOptions.dropout}` +
-      (opts.dropout === undefined ? " (hidden_dropout_prob of the config)" : "") +
-      (config.attentionDropout > 0
-        ? ` (attention-probability dropout ${config.attentionDropout} is not applied)`
-        : ""),
+      `${totalSteps} steps, dropout ${trainerOptions.dropout} hidden, ` +
+      `${trainerOptions.attentionDropout} attention` +
+      (opts.dropout === undefined ? " (from the config)" : ""),
   );
   let endStep = totalSteps;
   for (let step = startStep + 1; step <= totalSteps; step++) {

@@ -63,6 +63,8 @@ export interface TrainerOptions {
    * 0 = off. Never applied by {@linkcode Trainer.evaluateLoss}.
    */
   dropout: number;
+  /** Attention-probability dropout in training steps (inside the fused attention); 0 = off. */
+  attentionDropout: number;
   /**
    * Seed of the dropout masks: step s's query and passage passes use keys derived from
    * (seed, s, side), so a resumed run draws the same masks.
@@ -85,6 +87,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   checkpointing: false,
   head: false,
   dropout: 0,
+  attentionDropout: 0,
   dropoutSeed: 0,
 };
 
@@ -135,8 +138,10 @@ export class Trainer {
         `Trainer: checkpointing must be a boolean, got ${JSON.stringify(options.checkpointing)}`,
       );
     }
-    if (!(options.dropout >= 0 && options.dropout < 1)) {
-      throw new RangeError(`Trainer: dropout must be in [0, 1), got ${options.dropout}`);
+    for (const k of ["dropout", "attentionDropout"] as const) {
+      if (!(options[k] >= 0 && options[k] < 1)) {
+        throw new RangeError(`Trainer: ${k} must be in [0, 1), got ${options[k]}`);
+      }
     }
     this.model = new XlmrModel(params);
     this.gpu = params.gpu;
@@ -197,8 +202,12 @@ export class Trainer {
     const qBatch = makeTokenBatch(queries, c);
     const pBatch = makeTokenBatch(passages, c);
     const drops = [0, 1].map((side): DropoutSpec | null =>
-      o.dropout > 0
-        ? { p: o.dropout, key: dropoutKey(o.dropoutSeed, this.stepCount + 1, side) }
+      o.dropout > 0 || o.attentionDropout > 0
+        ? {
+          p: o.dropout,
+          attention: o.attentionDropout,
+          key: dropoutKey(o.dropoutSeed, this.stepCount + 1, side),
+        }
         : null
     ) as [DropoutSpec | null, DropoutSpec | null];
     const lossStats = o.gradCacheChunk > 0
