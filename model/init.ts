@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { configToJson, type XlmrConfig } from "./config.ts";
-import { parameterShapes } from "./parameter_shapes.ts";
+import { parameterSchema, parameterSpec, type ParamSpec } from "./parameter_shapes.ts";
 import { writeSafetensors } from "./safetensors.ts";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic_write.ts";
 
@@ -39,25 +39,30 @@ export function normalRng(seed: number): () => number {
     Math.sqrt(-2 * Math.log(Math.max(uniform(), 1e-12))) * Math.cos(2 * Math.PI * uniform());
 }
 
-/** Freshly initialised values of one parameter. */
+/** Freshly initialised values of one parameter, as its declaration says. */
 export function initialValues(
   name: string,
   shape: number[],
   config: XlmrConfig,
   normal: () => number,
 ): Float32Array {
-  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  if (name.endsWith(".bias")) return data;
-  if (name.includes("LayerNorm")) return data.fill(1);
+  return initialValuesOf({ ...parameterSpec(config, name), shape }, config, normal);
+}
+
+/** Freshly initialised values of a declared parameter (draws from `normal` only for "normal"). */
+export function initialValuesOf(
+  spec: ParamSpec,
+  config: XlmrConfig,
+  normal: () => number,
+): Float32Array {
+  const data = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+  if (spec.init === "zeros") return data;
+  if (spec.init === "ones") return data.fill(1);
   const std = config.initializerRange ?? 0.02;
   for (let i = 0; i < data.length; i++) data[i] = normal() * std;
-  // BERT's position table has no padding row (its positions start at 0).
-  if (
-    name === "embeddings.word_embeddings.weight" ||
-    (name === "embeddings.position_embeddings.weight" && config.modelType !== "bert")
-  ) {
-    const H = shape[1], pad = config.padTokenId;
-    if (pad < shape[0]) data.fill(0, pad * H, (pad + 1) * H);
+  if (spec.zeroRow !== undefined) {
+    const H = spec.shape[1];
+    data.fill(0, spec.zeroRow * H, (spec.zeroRow + 1) * H);
   }
   return data;
 }
@@ -68,10 +73,10 @@ export function randomWeights(
   seed: number,
 ): { name: string; shape: number[]; data: Float32Array }[] {
   const normal = normalRng(seed);
-  return parameterShapes(config).map(([name, shape]) => ({
-    name,
-    shape,
-    data: initialValues(name, shape, config, normal),
+  return parameterSchema(config).map((spec) => ({
+    name: spec.name,
+    shape: spec.shape,
+    data: initialValuesOf(spec, config, normal),
   }));
 }
 

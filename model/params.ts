@@ -7,7 +7,12 @@
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
 import type { XlmrConfig } from "./config.ts";
-import { parameterShapes } from "./parameter_shapes.ts";
+import {
+  ParamBuilder,
+  parameterSchema,
+  parameterShapes,
+  type ParamSpec,
+} from "./parameter_shapes.ts";
 import { assertFinite, Checkpoint, writeSafetensors } from "./safetensors.ts";
 import { initialValues, normalRng, randomWeights } from "./init.ts";
 import { castF32ToF16 } from "../kernels/cast.ts";
@@ -16,8 +21,10 @@ import { castF32ToF16 } from "../kernels/cast.ts";
 export interface Param {
   name: string;
   shape: number[];
-  /** Weight decay applies (not to biases and LayerNorm, as in Hugging Face and nanoGPT). */
+  /** Weight decay applies (declared in parameter_shapes.ts: not biases, not LayerNorm). */
   decay: boolean;
+  /** Inference may store it in f16 (declared: linear-layer weights). */
+  f16: boolean;
   /** Row chunks (one unless the tensor is larger than a storage binding). */
   chunks: Tensor[];
   /** Rows per chunk (the last chunk may hold fewer). */
@@ -50,11 +57,6 @@ export async function readChunks(gpu: Gpu, chunks: Tensor[]): Promise<Float32Arr
 }
 
 export { parameterShapes } from "./parameter_shapes.ts";
-
-/** Whether AdamW decays a parameter (Hugging Face's rule: not biases, not LayerNorm weights). */
-export function decays(name: string): boolean {
-  return !name.endsWith(".bias") && !name.includes("LayerNorm");
-}
 
 /**
  * All parameters of one XLM-R model on the GPU.
@@ -104,19 +106,27 @@ export class XlmrParams {
           `head layer ${i} takes ${d.inFeatures} features, the input has ${width}`,
         );
       }
-      const add = (name: string, shape: number[], data: Float32Array) => {
-        const t = this.gpu.alloc(shape, "f32", name);
+      // Declared like every other linear layer: the weight decays, the bias does not.
+      const [w, b] = new ParamBuilder().scope("head").linear(
+        `${i}`,
+        d.outFeatures,
+        d.inFeatures,
+        d.bias !== null,
+      ).specs;
+      const add = (spec: ParamSpec, data: Float32Array) => {
+        const t = this.gpu.alloc(spec.shape, "f32", spec.name);
         this.gpu.write(t, data);
-        this.byName.set(name, {
-          name,
-          shape,
-          decay: decays(name),
+        this.byName.set(spec.name, {
+          name: spec.name,
+          shape: spec.shape,
+          decay: spec.decay,
+          f16: spec.f16,
           chunks: [t],
-          chunkRows: shape[0],
+          chunkRows: spec.shape[0],
         });
       };
-      add(`head.${i}.weight`, [d.outFeatures, d.inFeatures], d.weight);
-      if (d.bias) add(`head.${i}.bias`, [d.outFeatures], d.bias);
+      add(w, d.weight);
+      if (d.bias) add(b, d.bias);
       this.head.push({ tanh: d.activation === "tanh", out: d.outFeatures, bias: d.bias !== null });
       width = d.outFeatures;
     }
@@ -155,14 +165,14 @@ export class XlmrParams {
 
   private static allocate(gpu: Gpu, config: XlmrConfig): Map<string, Param> {
     const map = new Map<string, Param>();
-    for (const [name, shape] of parameterShapes(config)) {
+    for (const { name, shape, decay, f16 } of parameterSchema(config)) {
       const chunkRows = XlmrParams.chunkRowsFor(gpu, shape);
       const chunks: Tensor[] = [];
       for (let r = 0; r < shape[0]; r += chunkRows) {
         const rows = Math.min(chunkRows, shape[0] - r);
         chunks.push(gpu.alloc(shape.length === 2 ? [rows, shape[1]] : [rows], "f32", name));
       }
-      map.set(name, { name, shape, decay: decays(name), chunks, chunkRows });
+      map.set(name, { name, shape, decay, f16, chunks, chunkRows });
     }
     return map;
   }
@@ -336,9 +346,7 @@ export class XlmrParams {
       );
     }
     for (const p of this.byName.values()) {
-      if (!p.name.endsWith(".weight") || p.shape.length !== 2 || p.name.startsWith("embeddings.")) {
-        continue;
-      }
+      if (!p.f16) continue;
       const f16 = p.chunks.map((t) => castF32ToF16(this.gpu, t));
       this.gpu.release(...p.chunks);
       p.chunks = f16;
