@@ -79,6 +79,16 @@ elif [[ "$hardware" == 0 ]]; then
     "the suite will measure a CPU adapter, not the GPU." >&2
 fi
 
+# Which adapter WebGPU picks (the suite's numbers are that adapter's).
+adapter="$(cd "$root" && timeout 60 "$deno" eval 'const a = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" }); console.log(a ? `${a.info.vendor} ${a.info.architecture} ${a.info.device} ${a.info.description}`.trim() : "none")' 2>/dev/null || echo "none")"
+echo "WebGPU adapter: $adapter"
+case "$adapter" in
+  none) echo "device.sh: ERROR: WebGPU found no adapter at all (no Vulkan driver, not even lavapipe)." >&2 ;;
+  *llvmpipe*|*lavapipe*|*SwiftShader*|*swiftshader*)
+    echo "device.sh: WARNING: WebGPU picked a CPU (software) adapter, so no Vulkan driver for the GPU" \
+      "is usable here; the suite will measure the CPU, not the GPU." >&2 ;;
+esac
+
 # --- Suite --------------------------------------------------------------------------------------
 cd "$root"
 start=$(date +%s)
