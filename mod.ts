@@ -24,35 +24,9 @@
  * @module
  */
 
-// GPU runtime and kernels
-export {
-  f32,
-  Gpu,
-  type GpuOptions,
-  i32,
-  type KernelSpec,
-  NO_ADAPTER_HELP,
-  u32,
-} from "./kernels/runtime.ts";
+// GPU runtime (the kernels themselves: the "./kernels" sub-path)
+export { Gpu, type GpuOptions, NO_ADAPTER_HELP } from "./kernels/runtime.ts";
 export { type DType, Tensor } from "./kernels/tensor.ts";
-export { add } from "./kernels/elementwise.ts";
-export { linear, linearBackward, matmul, type MatmulOptions } from "./kernels/matmul.ts";
-export { addLayerNorm, layerNorm, layerNormBackward } from "./kernels/layer_norm.ts";
-export { gelu, geluBackward, tanh, tanhBackward } from "./kernels/gelu.ts";
-export { softmax, softmaxBackward } from "./kernels/softmax.ts";
-export { attention, attentionBackward, type AttentionDims } from "./kernels/attention.ts";
-export {
-  buildScatterPlan,
-  gatherRows,
-  releaseScatterPlan,
-  scatterAddRows,
-} from "./kernels/embedding.ts";
-export { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "./kernels/pooling.ts";
-export { l2Normalize, l2NormalizeBackward } from "./kernels/l2_norm.ts";
-export { mean, sum, sumOfSquares } from "./kernels/reduce.ts";
-export { infoNce } from "./kernels/info_nce.ts";
-export { type AdamWHyper, adamwStep } from "./kernels/adamw.ts";
-export { gradNorm } from "./kernels/grad_norm.ts";
 
 // Model
 export {
@@ -74,9 +48,9 @@ export {
   type StFolder,
   writeSentenceTransformers,
 } from "./model/sentence_transformers.ts";
-export { XlmrParams } from "./model/params.ts";
-export { initModelDir, randomWeights } from "./model/init.ts";
-export { makeTokenBatch, type Pooling, type TokenBatch, XlmrModel } from "./model/xlmr.ts";
+export { initModelDir } from "./model/init.ts";
+export type { Pooling } from "./model/xlmr.ts";
+// Parameters, the XLM-R/BERT passes and the float64 reference: the "./model" sub-path.
 export { type EmbedInput, type EmbedOptions, Encoder } from "./model/encoder.ts";
 
 // Training
@@ -105,7 +79,3 @@ export { renderComparison, renderReport, writeReportDir } from "./eval/report.ts
 export { evaluateTatoeba, loadTatoeba, type TatoebaReport } from "./eval/tatoeba.ts";
 export { compareRuns, type Comparison } from "./eval/compare.ts";
 export { mineHardNegatives, type MineOptions } from "./training/mine.ts";
-
-// Demo
-export { runDemo } from "./demo/run.ts";
-export { buildSyntheticCorpus } from "./demo/synthetic.ts";

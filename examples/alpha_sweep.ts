@@ -6,7 +6,6 @@
  */
 import { join } from "node:path";
 import {
-  buildSyntheticCorpus,
   Encoder,
   evaluateLareqa,
   Gpu,
@@ -16,7 +15,7 @@ import {
   train,
   XlmrTokenizer,
 } from "../mod.ts";
-import { writeSyntheticCorpus } from "../demo/synthetic.ts";
+import { buildSyntheticCorpus, writeSyntheticCorpus } from "../demo/synthetic.ts";
 
 const out = Deno.args[0] ?? "out/alpha-sweep";
 const steps = Number(Deno.args[1] ?? 150);
