@@ -12,7 +12,7 @@ import {
   tunePath,
   tuneSource,
 } from "../../kernels/tune.ts";
-import { trainingMatmulShapes, tuneCandidates } from "../../cli/bench_tune.ts";
+import { runTune, trainingMatmulShapes, tuneCandidates } from "../../cli/bench_tune.ts";
 import { assertClose, freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
 
 const NT = { transA: false, transB: true, aType: "f32", bType: "f32" };
@@ -235,3 +235,40 @@ Deno.test({
     }
   },
 });
+
+gpuTest(
+  "bench tune writes the adapter's cache, which then plans every product it tuned",
+  async (gpu) => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const out = `${dir}/${tuneFileName(gpu.adapter.info)}`;
+      const result = await runTune(gpu, {
+        config: "tiny",
+        batchSize: 1,
+        maxLength: 8,
+        samples: 2,
+        out,
+      });
+      equal(result.rows.length, 9);
+      const cache = loadTuneCache(out)!;
+      equal(cache.adapter, adapterKeyText(gpu.adapter.info));
+      equal(cache.engine, ENGINE_VERSION);
+      for (const r of result.rows) {
+        // Kept only when faster than the hand-picked plan (else the hand plan itself).
+        ok(r.best.ms <= r.hand.ms, `${r.name}: ${r.best.ms} > ${r.hand.ms}`);
+        deepEqual(cache.matmul[r.key], { tiles: r.best.tiles, splits: r.best.splits });
+      }
+      for (const s of trainingMatmulShapes(64, 128, 8)) {
+        const p = gpuMatmulPlan(gpu, s.m, s.n, s.k, 1, s.form);
+        ok(p.tuned, s.name);
+        deepEqual(p.tiles, cache.matmul[matmulShapeKey(s.m, s.n, s.k, 1, s.form)].tiles);
+      }
+      // The switches the tuner forced are back to automatic.
+      equal(gpu.options.matmul.tiles, null);
+      equal(gpu.options.matmul.splits, null);
+    } finally {
+      gpu.tuned = null;
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
