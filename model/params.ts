@@ -345,6 +345,9 @@ export class XlmrParams {
         "f16 weights need the WebGPU feature shader-f16, which this adapter lacks (gpu.hasF16)",
       );
     }
+    if (this.flat.length > 0) {
+      throw new Error("toF16LinearWeights: the parameters are in a trainer's flat layout");
+    }
     for (const p of this.byName.values()) {
       if (!p.f16) continue;
       const f16 = p.chunks.map((t) => castF32ToF16(this.gpu, t));
@@ -353,8 +356,30 @@ export class XlmrParams {
     }
   }
 
+  /** Flat buffers whose views some parameters' chunks became (training/flat.ts). */
+  private flat: Tensor[] = [];
+
+  /**
+   * Takes ownership of flat buffers that parameters' chunks are now views of (the optimiser's
+   * flat layout, training/flat.ts): {@linkcode XlmrParams.release} frees them instead of the views.
+   */
+  adoptFlat(...buffers: Tensor[]): void {
+    this.flat.push(...buffers);
+  }
+
+  /** Frees replaced chunk tensors, except views of adopted flat buffers (freed by release). */
+  releaseChunks(chunks: Tensor[]): void {
+    const flat = new Set(this.flat.map((t) => t.allocation));
+    this.gpu.release(...chunks.filter((t) => !flat.has(t.allocation)));
+  }
+
   /** Frees every parameter tensor. */
   release(): void {
-    for (const p of this.byName.values()) this.gpu.release(...p.chunks);
+    const flat = new Set(this.flat.map((t) => t.allocation));
+    for (const p of this.byName.values()) {
+      this.gpu.release(...p.chunks.filter((t) => !flat.has(t.allocation)));
+    }
+    this.gpu.release(...this.flat);
+    this.flat = [];
   }
 }

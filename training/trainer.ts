@@ -24,6 +24,7 @@ import {
   XlmrModel,
 } from "../model/xlmr.ts";
 import { readChunks, writeChunks, type XlmrParams } from "../model/params.ts";
+import { flattenParams, type Slab } from "./flat.ts";
 
 /** Optimiser and loss settings of a {@linkcode Trainer}. */
 export interface TrainerOptions {
@@ -70,6 +71,13 @@ export interface TrainerOptions {
    * (seed, s, side), so a resumed run draws the same masks.
    */
   dropoutSeed: number;
+  /**
+   * llm.c's flat layout (training/flat.ts): trained parameters, gradients and moments live in a
+   * few flat buffers, so zeroing, the gradient norm and AdamW run once per buffer instead of once
+   * per tensor. Same AdamW arithmetic per element; the norm's float32 summation order changes.
+   * Off: one dispatch per tensor (the A/B baseline of `bench step --baseline`).
+   */
+  flatOptimizer: boolean;
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -89,6 +97,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   dropout: 0,
   attentionDropout: 0,
   dropoutSeed: 0,
+  flatOptimizer: true,
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -126,6 +135,8 @@ export class Trainer {
   /** Optimiser steps taken so far. */
   stepCount = 0;
   private pending: PendingStep[] = [];
+  /** The flat buffers of {@linkcode TrainerOptions.flatOptimizer} (empty when off). */
+  private slabs: Slab[] = [];
 
   constructor(readonly params: XlmrParams, readonly options: TrainerOptions) {
     if (!Number.isInteger(options.gradCacheChunk) || options.gradCacheChunk < 0) {
@@ -168,6 +179,30 @@ export class Trainer {
       this.m.set(word, []);
       this.v.set(word, []);
     }
+    if (options.flatOptimizer ?? DEFAULT_TRAINER_OPTIONS.flatOptimizer) {
+      const names = this.trainedNames();
+      for (const n of names) {
+        this.gpu.release(...this.grads.get(n)!, ...this.m.get(n)!, ...this.v.get(n)!);
+      }
+      const flat = flattenParams(
+        this.gpu,
+        names.map((n) => params.param(n)),
+        (old) => params.releaseChunks(old),
+      );
+      params.adoptFlat(...flat.slabs.map((s) => s.param));
+      for (const n of names) {
+        this.grads.set(n, flat.grads.get(n)!);
+        this.m.set(n, flat.m.get(n)!);
+        this.v.set(n, flat.v.get(n)!);
+      }
+      this.slabs = flat.slabs;
+    }
+  }
+
+  /** Gradients not in a flat buffer (untrained ones, or all of them without the flat layout). */
+  private looseGrads(): Tensor[] {
+    const flat = new Set(this.slabs.map((s) => s.grad.allocation));
+    return [...this.grads.values()].flat().filter((t) => !flat.has(t.allocation));
   }
 
   /** Names of the parameters the optimiser updates (the loss never reaches the pooler). */
@@ -179,7 +214,8 @@ export class Trainer {
 
   /** Sets every gradient to zero. */
   zeroGrad(): void {
-    for (const ts of this.grads.values()) for (const t of ts) this.gpu.fill(t, 0);
+    for (const s of this.slabs) this.gpu.fill(s.grad, 0);
+    for (const t of this.looseGrads()) this.gpu.fill(t, 0);
   }
 
   /**
@@ -214,9 +250,25 @@ export class Trainer {
       ? this.gradCacheBackward(qBatch, pBatch, o.gradCacheChunk, drops)
       : this.plainBackward(qBatch, pBatch, drops);
 
-    const names = this.trainedNames();
-    const normStats = gradNorm(gpu, names.flatMap((n) => this.grads.get(n)!), o.maxGradNorm);
+    const names = this.slabs.length > 0 ? [] : this.trainedNames();
+    const normStats = gradNorm(
+      gpu,
+      this.slabs.length > 0
+        ? this.slabs.map((s) => s.grad)
+        : names.flatMap((n) => this.grads.get(n)!),
+      o.maxGradNorm,
+    );
     this.stepCount++;
+    for (const s of this.slabs) {
+      adamwStep(gpu, s.param, s.grad, s.m, s.v, {
+        lr,
+        beta1: o.beta1,
+        beta2: o.beta2,
+        eps: o.eps,
+        weightDecay: s.decay ? o.weightDecay : 0,
+        step: this.stepCount,
+      }, normStats);
+    }
     for (const name of names) {
       const p = this.params.param(name);
       const g = this.grads.get(name)!, m = this.m.get(name)!, v = this.v.get(name)!;
@@ -422,9 +474,14 @@ export class Trainer {
 
   /** Frees gradients and moments. */
   release(): void {
+    const flat = new Set(this.slabs.flatMap((s) => [s.grad, s.m, s.v]).map((t) => t.allocation));
     for (const store of [this.grads, this.m, this.v]) {
-      for (const ts of store.values()) this.gpu.release(...ts);
+      for (const ts of store.values()) {
+        this.gpu.release(...ts.filter((t) => !flat.has(t.allocation)));
+      }
     }
+    for (const s of this.slabs) this.gpu.release(s.grad, s.m, s.v);
+    this.slabs = [];
   }
 }
 
