@@ -1,5 +1,5 @@
 /**
- * `eval --model DIR|ORG/NAME[@REV] --dataset DIR|xquad-r|mlqa-r --out FILE.json [--langs ar,de,…]
+ * `eval --model DIR|ORG/NAME[@REV] --dataset DIR|xquad-r|mlqa-r|tatoeba --out FILE.json [--langs ar,de,…]
  * [--pooling cls|mean] [--max-length N] [--candidate sentence|sentence+context] [--batch-size N]
  * [--limit-questions N] [--report DIR] [--query-prefix P] [--passage-prefix P]`. The JSON and
  * the reports record their provenance (model, dataset, engine, adapter, options).
@@ -22,7 +22,7 @@ import { writeReportDir } from "../eval/report.ts";
 import { resolveModel } from "../model/hub.ts";
 import { resolveDataset } from "../eval/named_datasets.ts";
 import { progress } from "./progress.ts";
-import { isTatoebaDir } from "../eval/tatoeba.ts";
+import { resolveTatoeba } from "../eval/tatoeba_named.ts";
 import { evalTatoeba } from "./eval_tatoeba.ts";
 import {
   addProvenanceToReports,
@@ -58,8 +58,8 @@ export const EVAL_FLAGS = defineFlags({
     dataset: {
       type: "string",
       required: true,
-      arg: "DIR|xquad-r|mlqa-r",
-      description: "a LAReQA, BEIR or Tatoeba folder, or a named LAReQA set (downloaded)",
+      arg: "DIR|xquad-r|mlqa-r|tatoeba",
+      description: "a LAReQA, BEIR or Tatoeba folder, or a named set (downloaded, sha256-pinned)",
     },
     out: { type: "string", required: true, arg: "FILE.json", description: "the results" },
     langs: { type: "list", defaultText: "all", description: "languages to evaluate" },
@@ -158,14 +158,19 @@ export async function evalCommand(args: string[]): Promise<void> {
   const maxLengthFlag = v["max-length"];
   let maxLength = maxLengthFlag ?? 512;
   const batchSize = v["batch-size"];
-  if (await isTatoebaDir(datasetSpec)) {
+  const tatoebaSrc = await resolveTatoeba(datasetSpec, {
+    langs: v.langs,
+    log: quiet ? (m) => m.startsWith("licence") && console.error(m) : undefined,
+  });
+  if (tatoebaSrc) {
     if (shardMode.kind !== "none") {
       throw new UsageError("eval: Tatoeba takes no --shard/--embeddings");
     }
     const dtype = v.dtype;
     const s = {
       modelSpec,
-      dataset: datasetSpec,
+      dataset: tatoebaSrc.dir,
+      source: tatoebaSrc,
       out,
       pooling: poolingFlag,
       maxLength: maxLengthFlag,

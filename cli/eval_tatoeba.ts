@@ -14,6 +14,7 @@ import { Encoder } from "../model/encoder.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { resolveModel } from "../model/hub.ts";
 import { folderMaxSeqLength } from "../model/sentence_transformers.ts";
+import type { DatasetSource } from "../eval/named_datasets.ts";
 import { evaluateTatoeba, loadTatoeba, renderTatoebaReport } from "../eval/tatoeba.ts";
 import { addProvenanceToReports, engineInfo, modelProvenance, printAdapter } from "./provenance.ts";
 
@@ -34,6 +35,8 @@ export interface TatoebaEvalSettings {
   limitQuestions?: number;
   /** Candidates scored per GPU block. */
   blockSize?: number;
+  /** Where the folder came from (`--dataset tatoeba`: the pinned download). */
+  source?: DatasetSource;
 }
 
 /** Runs `eval` on a Tatoeba folder. */
@@ -84,7 +87,14 @@ export async function evalTatoeba(
     }
     const provenance = {
       model: { spec: s.modelSpec, ...(await modelProvenance(modelSrc)) },
-      dataset: { name: "tatoeba", dir: s.dataset, sha256 },
+      dataset: {
+        name: "tatoeba",
+        dir: s.dataset,
+        sha256,
+        ...(s.source?.kind === "named"
+          ? { spec: s.source.spec, url: s.source.url, commit: s.source.commit }
+          : {}),
+      },
       engine: await engineInfo(),
       adapter,
       options: {

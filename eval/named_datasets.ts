@@ -144,20 +144,68 @@ export async function resolveDataset(
     );
   }
   const base = (opts.baseUrl ?? env("LAREQA_BASE_URL") ?? LAREQA_BASE_URL).replace(/\/+$/, "");
-  const offline = opts.offline ??
-    ["1", "true", "yes", "on"].includes((env("HF_HUB_OFFLINE") ?? "").toLowerCase());
   const dir = join(opts.cacheDir ?? datasetCacheDir(), LAREQA_COMMIT, spec);
-  const log = opts.log ?? ((m: string) => console.error(m));
-  const doFetch = opts.fetch ?? fetch;
+  const hashes = await fetchPinnedFiles({
+    spec,
+    files: langs.map((l) => ({
+      name: `${l}.json`,
+      path: `${spec}/${l}.json`,
+      sha256: ds.sha256[l],
+    })),
+    baseUrl: base,
+    dir,
+    source: `LAReQA commit ${LAREQA_COMMIT}`,
+    licence: ds.licence,
+    offline: opts.offline,
+    fetch: opts.fetch,
+    log: opts.log,
+  });
+  const byLang: Record<string, string> = {};
+  for (const l of langs) byLang[l] = hashes[`${l}.json`];
+  return { dir, spec, kind: "named", url: base, commit: LAREQA_COMMIT, sha256: byLang };
+}
+
+/** Options of {@linkcode fetchPinnedFiles}. */
+export interface PinnedFilesOptions {
+  /** What the user gave (`--dataset <spec>` in messages). */
+  spec: string;
+  /** Each file: its name in `dir`, its path under `baseUrl`, its pinned sha256. */
+  files: { name: string; path: string; sha256: string }[];
+  baseUrl: string;
+  /** The cache folder the files are written to. */
+  dir: string;
+  /** Where the pins come from, for the refusal message (`LAReQA commit …`). */
+  source: string;
+  /** Printed once, when the folder is first created. */
+  licence: string;
+  /** Cache only (default: `HF_HUB_OFFLINE=1`). */
+  offline?: boolean;
+  fetch?: typeof fetch;
+  log?: (msg: string) => void;
+}
+
+/**
+ * Takes each file from `dir` when its sha256 is the pinned one, else downloads it from
+ * `baseUrl/path` and verifies it before writing it (atomically); a file whose hash differs is
+ * refused and nothing is written. The licence is printed when the folder is first created.
+ * Returns the verified sha256 of each file by name.
+ */
+export async function fetchPinnedFiles(o: PinnedFilesOptions): Promise<Record<string, string>> {
+  const { spec, dir } = o;
+  const base = o.baseUrl.replace(/\/+$/, "");
+  const offline = o.offline ??
+    ["1", "true", "yes", "on"].includes((env("HF_HUB_OFFLINE") ?? "").toLowerCase());
+  const log = o.log ?? ((m: string) => console.error(m));
+  const doFetch = o.fetch ?? fetch;
   const hashes: Record<string, string> = {};
   const missing: string[] = [];
-  for (const lang of langs) {
-    const path = join(dir, `${lang}.json`);
-    const want = ds.sha256[lang];
+  for (const file of o.files) {
+    const path = join(dir, file.name);
+    const want = file.sha256;
     if (await exists(path)) {
       const got = sha256(await Deno.readFile(path));
       if (got === want) {
-        hashes[lang] = got;
+        hashes[file.name] = got;
         continue;
       }
       log(`warning: cached ${path} has sha256 ${got}, not the pinned ${want}; downloading again`);
@@ -166,7 +214,7 @@ export async function resolveDataset(
       missing.push(path);
       continue;
     }
-    const url = `${base}/${spec}/${lang}.json`;
+    const url = `${base}/${file.path}`;
     let bytes: Uint8Array;
     try {
       const resp = await doFetch(url);
@@ -182,7 +230,7 @@ export async function resolveDataset(
     if (got !== want) {
       throw new Error(
         `--dataset ${spec}: ${url}: sha256 ${got} differs from the pinned ${want} ` +
-          `(LAReQA commit ${LAREQA_COMMIT}); the file was refused and nothing was written`,
+          `(${o.source}); the file was refused and nothing was written`,
       );
     }
     const first = !(await exists(dir));
@@ -190,9 +238,9 @@ export async function resolveDataset(
     const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
     await Deno.writeFile(tmp, bytes);
     await Deno.rename(tmp, path);
-    hashes[lang] = got;
+    hashes[file.name] = got;
     log(`downloaded ${url} (${bytes.length} bytes, sha256 verified) → ${path}`);
-    if (first) log(`licence: ${ds.licence}`);
+    if (first) log(`licence: ${o.licence}`);
   }
   if (missing.length) {
     throw new Error(
@@ -200,5 +248,5 @@ export async function resolveDataset(
         `Run once online, or give a local folder`,
     );
   }
-  return { dir, spec, kind: "named", url: base, commit: LAREQA_COMMIT, sha256: hashes };
+  return hashes;
 }
