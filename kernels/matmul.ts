@@ -699,7 +699,9 @@ function checkLinear(
 /**
  * Backward of {@linkcode linear}: `dW += dYᵀ·X`, `db += column sums of dY` (when `db` is given),
  * and returns `dX = dY·W` (a new tensor shaped like X) unless `needInput` is false (then null).
- * Gradients ACCUMULATE into `dw` and `db`: zero them at the start of a step.
+ * Gradients ACCUMULATE into `dw` and `db`: zero them at the start of a step. With `dxInto`, dX is
+ * added into that tensor in the product's epilogue (bit-identical to a separate `add`, one
+ * dispatch fewer) and `dxInto` is returned.
  *
  * @example
  * ```ts
@@ -723,6 +725,7 @@ export function linearBackward(
   dw: Tensor,
   db: Tensor | null,
   needInput = true,
+  dxInto: Tensor | null = null,
 ): Tensor | null {
   const op = "linearBackward";
   for (const [name, t] of [["X", x], ["W", w], ["dY", dy], ["dW", dw]] as const) {
@@ -774,9 +777,17 @@ export function linearBackward(
     gpu.run(COLSUM, {}, { dy, db }, { M: m, N: n }, [Math.ceil(n / 64)]);
   }
   if (!needInput) return null;
-  const dx = gpu.alloc(x.shape, "f32", "linear.dx");
-  if (n === 0) gpu.fill(dx, 0);
-  else if (m > 0 && k > 0) {
+  if (dxInto) {
+    expectF32(op, "dxInto", dxInto);
+    if (dxInto.size !== x.size) {
+      throw new RangeError(`${op}: dxInto ${describe(dxInto)} must match X ${describe(x)}`);
+    }
+    expectDistinct(op, dxInto, [x, w, dy, dw, db]);
+  }
+  const dx = dxInto ?? gpu.alloc(x.shape, "f32", "linear.dx");
+  if (n === 0) {
+    if (!dxInto) gpu.fill(dx, 0);
+  } else if (m > 0 && k > 0) {
     gemm(gpu, {
       op,
       a: dy,
@@ -789,7 +800,7 @@ export function linearBackward(
       transA: false,
       transB: false,
       alpha: 1,
-      accumulate: false,
+      accumulate: dxInto !== null,
       bias: null,
     });
   }

@@ -16,7 +16,6 @@
  */
 import type { Gpu } from "../kernels/runtime.ts";
 import type { Tensor } from "../kernels/tensor.ts";
-import { add } from "../kernels/elementwise.ts";
 import { linear, linearBackward, linearGelu } from "../kernels/matmul.ts";
 import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
 import { geluBackward, tanh, tanhBackward } from "../kernels/gelu.ts";
@@ -582,17 +581,18 @@ export class XlmrModel {
       gpu.release(s.act);
       const dInter = geluBackward(gpu, dAct, s.inter);
       gpu.release(dAct, s.inter);
-      const dH1a = linearBackward(
+      // dH1 = dInter·W + dSum2, added in the product's epilogue (into dSum2, read above).
+      const dH1 = linearBackward(
         gpu,
         s.h1,
         this.w(`${p}intermediate.dense.weight`),
         dInter,
         g(`${p}intermediate.dense.weight`),
         g(`${p}intermediate.dense.bias`),
+        true,
+        dSum2,
       )!;
       gpu.release(dInter, s.h1);
-      const dH1 = add(gpu, dH1a, dSum2);
-      gpu.release(dH1a, dSum2);
       // Attention block: h1 = LN(ctx·Waoᵀ + bao + h)
       const dSum1 = layerNormBackward(
         gpu,
@@ -628,19 +628,20 @@ export class XlmrModel {
         this.attentionDrop(l, state.tokens, state.dropout),
       );
       gpu.release(dCtx, s.ctx, s.lse);
-      let dIn = dSum1;
+      // dIn = dSum1 + dq·Wq + dk·Wk + dv·Wv, each product added in its epilogue (same order).
+      const dIn = dSum1;
       for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
-        const dx = linearBackward(
+        linearBackward(
           gpu,
           s.h,
           this.w(`${p}attention.self.${m}.weight`),
           d,
           g(`${p}attention.self.${m}.weight`),
           g(`${p}attention.self.${m}.bias`),
-        )!;
-        const next = add(gpu, dIn, dx);
-        gpu.release(dIn, dx, d);
-        dIn = next;
+          true,
+          dIn,
+        );
+        gpu.release(d);
       }
       gpu.release(s.q, s.k, s.v);
       gpu.release(s.h); // each layer's input is saved only here
