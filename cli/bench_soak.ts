@@ -16,7 +16,8 @@ import { XlmrTokenizer } from "../model/tokenizer.ts";
 import { presetConfig } from "../model/config.ts";
 import { initModelDir } from "../model/init.ts";
 import { writeJsonAtomic } from "../model/atomic_write.ts";
-import { listCheckpoints, trainWithAutoResume } from "../training/train.ts";
+import { listCheckpoints } from "../training/train.ts";
+import { trainWithAutoResume } from "../training/auto_resume.ts";
 
 /** One sample, taken when the losses of a step are read back. */
 export interface SoakSample {

@@ -10,8 +10,8 @@ import {
   selectionProblem,
   train,
   type TrainOptions,
-  trainWithAutoResume,
 } from "../training/train.ts";
+import { trainWithAutoResume } from "../training/auto_resume.ts";
 import { DEFAULT_TRAINER_OPTIONS } from "../training/trainer.ts";
 import { LeakageError } from "../training/validation.ts";
 import { GracefulStop } from "./signals.ts";

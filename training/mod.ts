@@ -51,15 +51,14 @@ export {
   type TrainerOptions,
 } from "./trainer.ts";
 export {
-  type AutoResumeOptions,
   findCheckpoint,
   listCheckpoints,
   type StepCallback,
   train,
   type TrainOptions,
   type TrainResult,
-  trainWithAutoResume,
 } from "./train.ts";
+export { type AutoResumeOptions, trainWithAutoResume } from "./auto_resume.ts";
 export { runSweep, type SweepResult, type SweepVariant } from "./sweep.ts";
 export {
   findLeakage,

@@ -10,12 +10,8 @@ import { fileURLToPath } from "node:url";
 import { presetConfig } from "../../model/config.ts";
 import { initModelDir } from "../../model/init.ts";
 import { Gpu } from "../../kernels/runtime.ts";
-import {
-  listCheckpoints,
-  train,
-  type TrainOptions,
-  trainWithAutoResume,
-} from "../../training/train.ts";
+import { listCheckpoints, train, type TrainOptions } from "../../training/train.ts";
+import { trainWithAutoResume } from "../../training/auto_resume.ts";
 import { gpuTest } from "../_helpers.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
