@@ -185,9 +185,44 @@ export async function evaluateLareqa(
   if (opts.langs !== undefined || opts.limitQuestions !== undefined) {
     set = selectLareqa(set, opts);
   }
-  const langs = set.languages;
+  const layout = candidateLayout(set);
+  const t0 = performance.now();
+  const { queries, candidates, dim } = await embedLareqa(set, embed, candidateMode, progress);
+  const embedMs = performance.now() - t0;
+  const relevant = relevantPairs(set, layout);
+  progress(
+    `ranking ${relevant.qInfo.length} queries × ${layout.total} candidates ` +
+      `(${relevant.query.length} relevant pairs)`,
+  );
+  const t1 = performance.now();
+  const { rank, rankInRange } = await rankRelevant(gpu, queries, candidates, dim, {
+    query: new Uint32Array(relevant.query),
+    candidate: new Uint32Array(relevant.candidate),
+    lo: new Uint32Array(relevant.lo),
+    hi: new Uint32Array(relevant.hi),
+  }, {
+    blockSize: opts.blockSize === undefined ? undefined : Math.min(opts.blockSize, layout.total),
+  });
+  const scoreMs = performance.now() - t1;
+  return {
+    ...lareqaMetrics(set, layout, relevant, rank, rankInRange, progress),
+    timing: { embed_ms: embedMs, score_ms: scoreMs },
+  };
+}
 
-  // Global candidate layout: language-major in `langs` order.
+/** Where each language's candidates sit in the pooled candidate list, and each id's answers. */
+interface CandidateLayout {
+  langs: string[];
+  /** First pooled index of a language's candidates (language-major, in `langs` order). */
+  langStart: Record<string, number>;
+  langEnd: (l: string) => number;
+  total: number;
+  /** Pooled indices of each id's answer sentences, per language. */
+  answersById: Map<string, Map<string, number[]>>;
+}
+
+function candidateLayout(set: LareqaSet): CandidateLayout {
+  const langs = set.languages;
   const langStart: Record<string, number> = {};
   const paraOffsets: Record<string, number[]> = {};
   let total = 0;
@@ -197,7 +232,6 @@ export async function evaluateLareqa(
     total += paraOffsets[l][paraOffsets[l].length - 1];
   }
   const langEnd = (l: string) => langStart[l] + paraOffsets[l][paraOffsets[l].length - 1];
-  // Global indices of each id's answer sentences, per language.
   const answersById = new Map<string, Map<string, number[]>>();
   for (const l of langs) {
     for (const q of set.byLanguage[l].questions) {
@@ -207,16 +241,23 @@ export async function evaluateLareqa(
       m.set(l, q.answers.map((s) => base + s));
     }
   }
+  return { langs, langStart, langEnd, total, answersById };
+}
 
-  // Embed every language's questions and candidates once.
-  const t0 = performance.now();
+/** Every language's questions and candidates embedded once, L2-normalised, pooled in order. */
+async function embedLareqa(
+  set: LareqaSet,
+  embed: EmbedFn,
+  candidateMode: "sentence" | "sentence+context",
+  progress: (line: string) => void,
+): Promise<{ queries: Float32Array; candidates: Float32Array; dim: number }> {
   const qParts: Float32Array[] = [], cParts: Float32Array[] = [];
   let dim = 0;
   const checkDim = (d: number, what: string) => {
     if (dim === 0) dim = d;
     else if (d !== dim) throw new RangeError(`embed(${what}): width ${d}, expected ${dim}`);
   };
-  for (const l of langs) {
+  for (const l of set.languages) {
     const lang = set.byLanguage[l];
     progress(`embedding ${l}: ${lang.questions.length} questions`);
     const qe = await embedNormalised(
@@ -236,48 +277,59 @@ export async function evaluateLareqa(
     if (ce.dim > 0) checkDim(ce.dim, `${l} candidates`);
     cParts.push(ce.data);
   }
-  const embedMs = performance.now() - t0;
-  const queries = concat(qParts), candidates = concat(cParts);
+  return { queries: concat(qParts), candidates: concat(cParts), dim };
+}
 
-  // One (query, relevant candidate) pair per answer sentence of the query's id, in any language.
-  const pq: number[] = [], pc: number[] = [], plo: number[] = [], phi: number[] = [];
-  const pairOwner: { qi: number; lang: string }[] = [];
-  const qInfo: { lang: string; id: string }[] = [];
-  for (const l of langs) {
+/** One (query, relevant candidate) pair per answer sentence of the query's id, in any language. */
+interface RelevantPairs {
+  query: number[];
+  candidate: number[];
+  /** The candidate language's pooled range, for the rank within that language. */
+  lo: number[];
+  hi: number[];
+  owner: { qi: number; lang: string }[];
+  qInfo: { lang: string; id: string }[];
+}
+
+function relevantPairs(set: LareqaSet, layout: CandidateLayout): RelevantPairs {
+  const r: RelevantPairs = { query: [], candidate: [], lo: [], hi: [], owner: [], qInfo: [] };
+  for (const l of layout.langs) {
     for (const q of set.byLanguage[l].questions) {
-      const qi = qInfo.length;
-      qInfo.push({ lang: l, id: q.id });
-      for (const cl of langs) {
-        for (const c of answersById.get(q.id)!.get(cl) ?? []) {
-          pq.push(qi);
-          pc.push(c);
-          plo.push(langStart[cl]);
-          phi.push(langEnd(cl));
-          pairOwner.push({ qi, lang: cl });
+      const qi = r.qInfo.length;
+      r.qInfo.push({ lang: l, id: q.id });
+      for (const cl of layout.langs) {
+        for (const c of layout.answersById.get(q.id)!.get(cl) ?? []) {
+          r.query.push(qi);
+          r.candidate.push(c);
+          r.lo.push(layout.langStart[cl]);
+          r.hi.push(layout.langEnd(cl));
+          r.owner.push({ qi, lang: cl });
         }
       }
     }
   }
-  progress(`ranking ${qInfo.length} queries × ${total} candidates (${pq.length} relevant pairs)`);
-  const t1 = performance.now();
-  const { rank, rankInRange } = await rankRelevant(gpu, queries, candidates, dim, {
-    query: new Uint32Array(pq),
-    candidate: new Uint32Array(pc),
-    lo: new Uint32Array(plo),
-    hi: new Uint32Array(phi),
-  }, { blockSize: opts.blockSize === undefined ? undefined : Math.min(opts.blockSize, total) });
-  const scoreMs = performance.now() - t1;
+  return r;
+}
 
+/** mAP per language pair and setting, recall, language bias and counts from the GPU's ranks. */
+function lareqaMetrics(
+  set: LareqaSet,
+  layout: CandidateLayout,
+  relevant: RelevantPairs,
+  rank: ArrayLike<number>,
+  rankInRange: ArrayLike<number>,
+  progress: (line: string) => void,
+): Omit<LareqaReport, "timing"> {
+  const langs = layout.langs, qInfo = relevant.qInfo;
   // Ranks per query: all relevant in the pool; and per candidate language, within that language.
   const multiRanks: number[][] = qInfo.map(() => []);
   const langRanks: Map<string, number[]>[] = qInfo.map(() => new Map());
-  pairOwner.forEach(({ qi, lang }, k) => {
+  relevant.owner.forEach(({ qi, lang }, k) => {
     multiRanks[qi].push(rank[k]);
     const m = langRanks[qi];
     if (!m.has(lang)) m.set(lang, []);
     m.get(lang)!.push(rankInRange[k]);
   });
-
   const pairs: Grid = {};
   const pairQueries: Record<string, Record<string, number>> = {};
   const pairR1: Grid = {};
@@ -321,7 +373,7 @@ export async function evaluateLareqa(
   const candCounts: Record<string, number> = {};
   for (const l of langs) {
     questions[l] = set.byLanguage[l].questions.length;
-    candCounts[l] = langEnd(l) - langStart[l];
+    candCounts[l] = layout.langEnd(l) - layout.langStart[l];
   }
   return {
     dataset: set.dataset,
@@ -347,11 +399,10 @@ export async function evaluateLareqa(
       questions,
       candidates: candCounts,
       queries: qInfo.length,
-      candidates_total: total,
-      relevant_pairs: pq.length,
+      candidates_total: layout.total,
+      relevant_pairs: relevant.query.length,
       pair_queries: pairQueries,
     },
-    timing: { embed_ms: embedMs, score_ms: scoreMs },
     per_query: lareqaPerQuery(qInfo, multiRanks, langRanks, langs),
   };
 }
