@@ -354,9 +354,9 @@ export async function trainCommand(args: string[]): Promise<void> {
   if (typeof f["max-memory"] === "string") {
     await checkMemoryBudget("train", opts.resume ?? opts.model, {
       budget: parseBytes(f["max-memory"]),
-      batchSize: opts.batchSize ?? 32,
+      batchSize: opts.batchSize ?? DEFAULT_TRAIN_OPTIONS.batchSize,
       hardNegatives: opts.hardNegatives,
-      maxLength: opts.maxLength ?? 128,
+      maxLength: opts.maxLength ?? DEFAULT_TRAIN_OPTIONS.maxLength,
       freezeEmbeddings: opts.freezeEmbeddings,
       checkpointing: opts.checkpointing,
       gradCacheChunk: opts.gradCacheChunk,

@@ -15,7 +15,8 @@ import { writeFileAtomic, writeJsonAtomic } from "../model/atomic_write.ts";
 import { evaluateLareqa, type LareqaReport } from "../eval/retrieval.ts";
 import { loadLareqa } from "../eval/lareqa.ts";
 import { writeReportDir } from "../eval/report.ts";
-import { findCheckpoint, train, type TrainOptions } from "./train.ts";
+import { DEFAULT_TRAIN_OPTIONS, findCheckpoint, train, type TrainOptions } from "./train.ts";
+import { DEFAULT_TRAINER_OPTIONS } from "./trainer.ts";
 import { fixed } from "../util/format.ts";
 import type { SamplerKind } from "./sampler.ts";
 
@@ -159,13 +160,13 @@ export async function runSweep(gpu: Gpu, opts: {
       // Scored as trained: with the training prefixes.
       (items, role) => {
         const prefix = role === "query"
-          ? opts.base.queryPrefix ?? ""
+          ? opts.base.queryPrefix ?? DEFAULT_TRAIN_OPTIONS.queryPrefix
           : role === "passage"
-          ? opts.base.passagePrefix ?? ""
+          ? opts.base.passagePrefix ?? DEFAULT_TRAIN_OPTIONS.passagePrefix
           : "";
         return enc.embed(items.map((x) => ({ ...x, text: prefix + x.text })), {
-          pooling: opts.base.pooling ?? "cls",
-          maxLength: opts.base.maxLength ?? 128,
+          pooling: opts.base.pooling ?? DEFAULT_TRAINER_OPTIONS.pooling,
+          maxLength: opts.base.maxLength ?? DEFAULT_TRAIN_OPTIONS.maxLength,
         });
       },
     );
@@ -297,7 +298,8 @@ async function finishedRun(dir: string, o: TrainOptions): Promise<{ lastLoss: nu
     return null;
   }
   const s = summary.options ?? {};
-  const same = s.sampler === o.sampler && s.alpha === o.alpha && s.seed === (o.seed ?? 42) &&
+  const same = s.sampler === o.sampler && s.alpha === o.alpha &&
+    s.seed === (o.seed ?? DEFAULT_TRAIN_OPTIONS.seed) &&
     (o.steps === undefined || s.totalSteps === o.steps);
   if (!same) return null;
   try {
