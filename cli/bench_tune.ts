@@ -9,8 +9,8 @@
  * For each product the hand-picked plan (kernels/matmul.ts's table) is a candidate and is timed
  * first and last; its samples give the noise (their relative spread, at least 3%), and another
  * candidate replaces it only when faster by more than that noise, so the stored plan is never
- * measured slower than the hand-picked one. Only the matmul kernel is tuned: attention and the row
- * kernels have no per-Gpu workgroup switch yet.
+ * measured slower than the hand-picked one. The fused attention forward's work split (query rows per
+ * invocation, workgroup size) is tuned the same way; the row kernels (LayerNorm, softmax) are not.
  * @module
  */
 import { defineFlags } from "./flags.ts";
@@ -26,16 +26,19 @@ import {
 } from "../kernels/matmul.ts";
 import {
   adapterKeyText,
+  attentionShapeKey,
   ENGINE_VERSION,
   loadTuneCache,
   type MatmulForm,
   matmulShapeKey,
   saveTuneCache,
   type TuneCache,
+  type TunedAttention,
   type TunedPlan,
   tunePath,
 } from "../kernels/tune.ts";
 import { planConfig, type PlanConfigName } from "../training/memory_plan.ts";
+import { attention, type AttentionDims, attentionPlanFor } from "../kernels/attention.ts";
 
 /** The flags of `bench tune`. */
 export const BENCH_TUNE_FLAGS = defineFlags({
@@ -171,12 +174,22 @@ export interface TuneRow {
   candidates: number;
 }
 
+/** One fused-attention call's result (forward kernel). */
+export interface AttentionTuneRow {
+  key: string;
+  hand: TunedAttention & { ms: number };
+  best: TunedAttention & { ms: number };
+  noise: number;
+  candidates: number;
+}
+
 /** What `bench tune --json` prints. */
 export interface TuneResult {
   op: "tune";
   adapter: string;
   config: string;
   rows: TuneRow[];
+  attention: AttentionTuneRow[];
   path: string | null;
   seconds: number;
 }
@@ -226,6 +239,66 @@ async function timePlan(gpu: Gpu, s: TuneShape, plan: TunedPlan, samples: number
     gpu.options.matmul.tiles = null;
     gpu.options.matmul.splits = null;
     gpu.release(a, b, c);
+  }
+}
+
+/** Forward attention work splits to try: the rule's first, then rows 1, 4, 16 × {rule's wg, 64}. */
+export function attentionCandidates(gpu: Gpu, dims: AttentionDims): TunedAttention[] {
+  const hand = attentionPlanFor(gpu, dims);
+  const seqPow2 = 2 ** Math.ceil(Math.log2(dims.seq));
+  const out: TunedAttention[] = [{ rows: hand.rows, wg: hand.wg }];
+  // Every rows value compiles its own shader (seconds on lavapipe): a few spread-out ones.
+  for (const rows of [1, 4, 16]) {
+    if (rows > seqPow2) continue;
+    for (const wg of new Set([hand.wg, 64])) {
+      if (!out.some((c) => c.rows === rows && c.wg === wg)) out.push({ rows, wg });
+    }
+  }
+  return out;
+}
+
+/** Times one attention split (median ms per call), forcing it through a one-entry cache. */
+async function timeAttention(gpu: Gpu, dims: AttentionDims, plan: TunedAttention, samples: number) {
+  const saved = gpu.tuned;
+  const shape = [dims.batch, dims.seq, dims.heads * dims.headDim];
+  const q = gpu.alloc(shape, "f32", "tune.q");
+  const mask = gpu.alloc([dims.batch, dims.seq], "f32", "tune.mask");
+  gpu.fill(q, 0.1);
+  gpu.fill(mask, 1);
+  gpu.tuned = {
+    format: 1,
+    adapter: "",
+    engine: ENGINE_VERSION,
+    created: "",
+    matmul: {},
+    attention: { [attentionShapeKey(dims)]: plan },
+  };
+  const once = () => {
+    const { out, lse } = attention(gpu, q, q, q, mask, dims);
+    gpu.release(out, lse);
+  };
+  try {
+    once();
+    await gpu.sync();
+    let reps = 1;
+    for (;;) {
+      const t = performance.now();
+      for (let r = 0; r < reps; r++) once();
+      await gpu.sync();
+      if (performance.now() - t >= 15 || reps >= 512) break;
+      reps *= 2;
+    }
+    const ms: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) once();
+      await gpu.sync();
+      ms.push((performance.now() - t0) / reps);
+    }
+    return ms;
+  } finally {
+    gpu.tuned = saved;
+    gpu.release(q, mask);
   }
 }
 
@@ -288,6 +361,49 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
   }
   gpu.options.matmul.tiles = saved.tiles;
   gpu.options.matmul.splits = saved.splits;
+  // The fused attention forward of the step's query and passage batches (same dims here).
+  const attn: AttentionTuneRow[] = [];
+  {
+    const dims = {
+      batch: o.batchSize,
+      seq: o.maxLength,
+      heads: cfg.numHeads,
+      headDim: cfg.hiddenSize / cfg.numHeads,
+    };
+    const savedTuned = gpu.tuned;
+    gpu.tuned = null;
+    const cands = attentionCandidates(gpu, dims);
+    gpu.tuned = savedTuned;
+    const handSamples = await timeAttention(gpu, dims, cands[0], samples);
+    const timed: { plan: TunedAttention; ms: number }[] = [];
+    for (const p of cands.slice(1)) {
+      timed.push({ plan: p, ms: median(await timeAttention(gpu, dims, p, samples)) });
+    }
+    handSamples.push(...await timeAttention(gpu, dims, cands[0], samples));
+    const handMs = median(handSamples);
+    const noise = Math.max(
+      0.03,
+      (Math.max(...handSamples) - Math.min(...handSamples)) / handMs / 2,
+    );
+    let best = { plan: cands[0], ms: handMs };
+    for (const t of timed) {
+      if (t.ms < best.ms * (1 - noise) && t.ms < handMs * (1 - noise)) best = t;
+    }
+    const row: AttentionTuneRow = {
+      key: attentionShapeKey(dims),
+      hand: { ...cands[0], ms: round(handMs) },
+      best: { ...best.plan, ms: round(best.ms) },
+      noise: round(noise),
+      candidates: cands.length,
+    };
+    attn.push(row);
+    o.log?.(
+      `attention fwd ${row.key.padEnd(14)} hand rows ${row.hand.rows} wg ${row.hand.wg} ` +
+        `${row.hand.ms} ms → rows ${row.best.rows} wg ${row.best.wg} ${row.best.ms} ms ` +
+        `(×${(row.hand.ms / row.best.ms).toFixed(2)}, noise ${(noise * 100).toFixed(0)}%, ` +
+        `${cands.length} candidates)`,
+    );
+  }
   const info = gpu.adapter.info;
   const path = o.out ?? tunePath(info);
   if (path) {
@@ -300,6 +416,8 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
       matmul: { ...(prior?.matmul ?? {}) },
     };
     for (const r of out) cache.matmul[r.key] = { tiles: r.best.tiles, splits: r.best.splits };
+    cache.attention = { ...(prior?.attention ?? {}) };
+    for (const r of attn) cache.attention[r.key] = { rows: r.best.rows, wg: r.best.wg };
     saveTuneCache(path, cache);
     // The Gpu that tuned uses its results from now on (a check that they load).
     gpu.tuned = loadTuneCache(path);
@@ -309,6 +427,7 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
     adapter: gpu.describe(),
     config: `${o.config} batch ${o.batchSize} × ${o.maxLength} (${rows} rows)`,
     rows: out,
+    attention: attn,
     path,
     seconds: round((performance.now() - started) / 1000, 1),
   };
@@ -339,6 +458,13 @@ export function tuneMarkdown(r: TuneResult): string {
       `| ${x.name} | ${x.m}×${x.n}×${x.k} | ${tileText(x.hand)} | ${x.hand.gflops} | ${
         tileText(x.best)
       } | ${x.best.gflops} | ${(x.hand.ms / x.best.ms).toFixed(2)} |`,
+    );
+  }
+  for (const a of r.attention) {
+    lines.push(
+      `| attention fwd | ${a.key} | rows ${a.hand.rows}, wg ${a.hand.wg} | ${a.hand.ms} ms | rows ${a.best.rows}, wg ${a.best.wg} | ${a.best.ms} ms | ${
+        (a.hand.ms / a.best.ms).toFixed(2)
+      } |`,
     );
   }
   return lines.join("\n");

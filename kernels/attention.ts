@@ -24,6 +24,7 @@ import { Gpu } from "./runtime.ts";
 import { kernels } from "./spec.ts";
 import { isCpuAdapter } from "./matmul.ts";
 import type { Tensor } from "./tensor.ts";
+import { attentionShapeKey } from "./tune.ts";
 
 /** Shape of an attention call. */
 export interface AttentionDims {
@@ -174,7 +175,7 @@ function checkLse(op: string, lse: Tensor, dims: AttentionDims): void {
 }
 
 /** Work split of one call: rows per invocation, workgroup size, invocations per (batch, head). */
-interface Plan {
+export interface Plan {
   rows: number;
   wg: number;
   groups: number;
@@ -206,6 +207,23 @@ function plan(dims: AttentionDims, cpu: boolean): Plan {
 
 const cpuAdapters = new WeakMap<Gpu, boolean>();
 
+/**
+ * The forward work split `gpu` uses: the adapter's tuned one for these dims when the Gpu loaded a
+ * tune cache that has them (kernels/tune.ts), else the rule below. Each query row is still
+ * computed by one invocation walking the keys in order, so the split does not change results.
+ */
+export function attentionPlanFor(gpu: Gpu, dims: AttentionDims): Plan & { tuned: boolean } {
+  const t = gpu.tuned?.attention?.[attentionShapeKey(dims)];
+  if (t) {
+    const rows = Math.min(t.rows, 2 ** Math.ceil(Math.log2(dims.seq)));
+    const groups = Math.ceil(dims.seq / rows);
+    const threads = dims.batch * dims.heads * groups;
+    return { rows, wg: t.wg, groups, workgroups: Gpu.grid(Math.ceil(threads / t.wg)), tuned: true };
+  }
+  return { ...planFor(gpu, dims), tuned: false };
+}
+
+/** The rule's work split (the backward kernels always use it). */
 function planFor(gpu: Gpu, dims: AttentionDims): Plan {
   let cpu = cpuAdapters.get(gpu);
   if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
@@ -288,7 +306,7 @@ export function attention(
   checkMask(op, mask, dims);
   const out = gpu.alloc(q.shape, "f32", "attention.out");
   const lse = gpu.alloc([dims.batch, dims.heads, dims.seq], "f32", "attention.lse");
-  const pl = planFor(gpu, dims);
+  const pl = attentionPlanFor(gpu, dims);
   gpu.run(
     ATTENTION.forward,
     {

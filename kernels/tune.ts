@@ -39,6 +39,21 @@ export interface TuneCache {
   created: string;
   /** Tuned products by {@linkcode matmulShapeKey}. */
   matmul: Record<string, TunedPlan>;
+  /** Tuned fused-attention work splits by {@linkcode attentionShapeKey} (forward kernel). */
+  attention?: Record<string, TunedAttention>;
+}
+
+/** A fused-attention work split: query rows per invocation and workgroup size (powers of two). */
+export interface TunedAttention {
+  rows: number;
+  wg: number;
+}
+
+/** The key of one attention call in {@linkcode TuneCache.attention}: `batch×seq×heads×headDim`. */
+export function attentionShapeKey(
+  d: { batch: number; seq: number; heads: number; headDim: number },
+): string {
+  return `${d.batch}x${d.seq}x${d.heads}x${d.headDim}`;
 }
 
 /** A product's form: what a tuned plan is keyed by besides its shape. */
@@ -149,6 +164,17 @@ export function checkTuneCache(v: unknown): TuneCache {
       !plan || !validTiles(plan.tiles) ||
       !(typeof s === "number" && Number.isInteger(s) && s >= 1 && s <= 256)
     ) throw new Error(`bad plan for ${k}: ${JSON.stringify(p)}`);
+  }
+  if (c.attention !== undefined) {
+    if (!c.attention || typeof c.attention !== "object") throw new Error("bad attention table");
+    const pow2 = (v: unknown, max: number) =>
+      typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= max && (v & (v - 1)) === 0;
+    for (const [k, p] of Object.entries(c.attention as Record<string, unknown>)) {
+      const a = p as Record<string, unknown> | null;
+      if (!a || !pow2(a.rows, 64) || !pow2(a.wg, 256)) {
+        throw new Error(`bad attention plan for ${k}: ${JSON.stringify(p)}`);
+      }
+    }
   }
   return v as TuneCache;
 }

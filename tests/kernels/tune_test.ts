@@ -3,6 +3,7 @@ import { gpuMatmulPlan, isCpuAdapter, matmul, matmulPlan } from "../../kernels/m
 import { matmulRef } from "../../kernels/matmul_reference.ts";
 import {
   adapterKeyText,
+  attentionShapeKey,
   ENGINE_VERSION,
   loadTuneCache,
   matmulShapeKey,
@@ -12,7 +13,13 @@ import {
   tunePath,
   tuneSource,
 } from "../../kernels/tune.ts";
-import { runTune, trainingMatmulShapes, tuneCandidates } from "../../cli/bench_tune.ts";
+import {
+  attentionCandidates,
+  runTune,
+  trainingMatmulShapes,
+  tuneCandidates,
+} from "../../cli/bench_tune.ts";
+import { attention, attentionPlanFor } from "../../kernels/attention.ts";
 import { assertClose, freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
 
 const NT = { transA: false, transB: true, aType: "f32", bType: "f32" };
@@ -251,6 +258,11 @@ gpuTest(
       });
       equal(result.rows.length, 9);
       const cache = loadTuneCache(out)!;
+      equal(result.attention.length, 1);
+      const a = result.attention[0];
+      ok(a.best.ms <= a.hand.ms);
+      deepEqual(cache.attention?.[a.key], { rows: a.best.rows, wg: a.best.wg });
+      ok(attentionPlanFor(gpu, { batch: 1, seq: 8, heads: 4, headDim: 16 }).tuned);
       equal(cache.adapter, adapterKeyText(gpu.adapter.info));
       equal(cache.engine, ENGINE_VERSION);
       for (const r of result.rows) {
@@ -269,6 +281,48 @@ gpuTest(
     } finally {
       gpu.tuned = null;
       Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
+
+gpuTest(
+  "a tuned attention split is used for its dims and gives the hand rule's bits",
+  async (gpu) => {
+    const dims = { batch: 2, seq: 13, heads: 2, headDim: 8 };
+    const r = rng(freshSeed("tuned attention"));
+    const shape = [dims.batch, dims.seq, dims.heads * dims.headDim];
+    const n = shape.reduce((a, b) => a * b, 1);
+    const q = gpu.fromArray(randn(n, r), shape), k = gpu.fromArray(randn(n, r), shape);
+    const v = gpu.fromArray(randn(n, r), shape);
+    const maskData = new Float32Array(dims.batch * dims.seq).fill(1);
+    maskData[dims.seq - 1] = 0;
+    const mask = gpu.fromArray(maskData, [dims.batch, dims.seq]);
+    const hand = attention(gpu, q, k, v, mask, dims);
+    const want = await gpu.read(hand.out), wantLse = await gpu.read(hand.lse);
+    gpu.release(hand.out, hand.lse);
+    ok(!attentionPlanFor(gpu, dims).tuned);
+    try {
+      for (const plan of attentionCandidates(gpu, dims)) {
+        gpu.tuned = {
+          format: 1,
+          adapter: "test",
+          engine: ENGINE_VERSION,
+          created: "",
+          matmul: {},
+          attention: { [attentionShapeKey(dims)]: plan },
+        };
+        const p = attentionPlanFor(gpu, dims);
+        ok(p.tuned);
+        deepEqual([p.rows, p.wg], [Math.min(plan.rows, 16), plan.wg]);
+        ok(!attentionPlanFor(gpu, { ...dims, seq: 12 }).tuned, "other dims: the rule");
+        const got = attention(gpu, q, k, v, mask, dims);
+        deepEqual(await gpu.read(got.out), want, `rows ${plan.rows} wg ${plan.wg}`);
+        deepEqual(await gpu.read(got.lse), wantLse);
+        gpu.release(got.out, got.lse);
+      }
+    } finally {
+      gpu.tuned = null;
+      gpu.release(q, k, v, mask);
     }
   },
 );
