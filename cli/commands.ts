@@ -63,6 +63,10 @@ export const COMMANDS: Record<string, CommandLoader> = {
     const m = await import("./sweep.ts");
     return one(m.SWEEP_FLAGS, m.sweepCommand);
   },
+  study: async () => {
+    const m = await import("./study.ts");
+    return one(m.STUDY_FLAGS, m.studyCommand);
+  },
   bench: async () => {
     const m = await import("./bench.ts");
     return { summary: m.BENCH_SUMMARY, run: m.benchCommand, specs: await m.benchSpecs() };
