@@ -242,18 +242,23 @@ async function timePlan(gpu: Gpu, s: TuneShape, plan: TunedPlan, samples: number
   }
 }
 
-/** Forward attention work splits to try: the rule's first, then rows 1, 4, 16 × {rule's wg, 64}. */
+/**
+ * Forward attention work splits to try: the rule's first, its rows at workgroup 64, then rows 1, 4
+ * and 16 at the rule's workgroup size. Each is its own pipeline; on a CPU adapter splits with more
+ * rows than the rule's are skipped (llvmpipe compiles the unrolled 16-row kernel at head size 64 in
+ * several seconds, more than tuning can win back).
+ */
 export function attentionCandidates(gpu: Gpu, dims: AttentionDims): TunedAttention[] {
   const hand = attentionPlanFor(gpu, dims);
+  const cpu = isCpuAdapter(gpu);
   const seqPow2 = 2 ** Math.ceil(Math.log2(dims.seq));
   const out: TunedAttention[] = [{ rows: hand.rows, wg: hand.wg }];
-  // Every rows value compiles its own shader (seconds on lavapipe): a few spread-out ones.
-  for (const rows of [1, 4, 16]) {
-    if (rows > seqPow2) continue;
-    for (const wg of new Set([hand.wg, 64])) {
-      if (!out.some((c) => c.rows === rows && c.wg === wg)) out.push({ rows, wg });
-    }
-  }
+  const add = (rows: number, wg: number) => {
+    if (rows > seqPow2 || (cpu && rows > hand.rows)) return;
+    if (!out.some((c) => c.rows === rows && c.wg === wg)) out.push({ rows, wg });
+  };
+  add(hand.rows, 64);
+  for (const rows of [1, 4, 16]) add(rows, hand.wg);
   return out;
 }
 
