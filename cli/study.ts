@@ -174,12 +174,14 @@ export async function studyCommand(args: string[]): Promise<void> {
   );
   const base = trainOptionsFromFlags("study", f);
   const every = base.similarityEvery ?? 100;
+  const notes: string[] = [];
   if (!base.similarityFile && base.steps !== undefined && base.steps <= every) {
-    console.error(
-      `warning: lang-sim measures its language similarity every ${every} steps and the runs ` +
+    notes.push(
+      `lang-sim measures its language similarity every ${every} steps and the runs ` +
         `have ${base.steps}: until then it samples as hybrid at α = ${base.alpha ?? 0.5}; ` +
         `give --similarity-every N < --steps or --similarity FILE`,
     );
+    console.error(`warning: ${notes[0]}`);
   }
   const gpu = await Gpu.create();
   printAdapter(gpu);
@@ -197,6 +199,7 @@ export async function studyCommand(args: string[]): Promise<void> {
       limitQuestions: v["limit-questions"],
       limitPairs: v["limit-pairs"],
       resamples: v.resamples,
+      notes,
     });
   } finally {
     stop.dispose();

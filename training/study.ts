@@ -42,6 +42,8 @@ export interface StudyOptions {
   limitPairs?: number;
   /** Bootstrap replicates (default 2,000). */
   resamples?: number;
+  /** Caveats printed in the report's setup section (e.g. the CLI's warnings). */
+  notes?: string[];
   log?: (line: string) => void;
 }
 
@@ -426,6 +428,7 @@ export async function runStudy(gpu: Gpu, opts: StudyOptions): Promise<StudyResul
           `evaluation data (mean multilingual mAP over seeds on the first set), so its advantage ` +
           `is an optimistic estimate.`,
       },
+      ...(opts.notes ?? []).map((n) => ({ p: `**Note:** ${n}` })),
     ],
   };
   sections.push(setup);

@@ -92,3 +92,77 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "study on LAReQA and Tatoeba folders with a --groups file answers per group",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    const FIX = fileURLToPath(new URL("../fixtures/", import.meta.url));
+    const out = await Deno.makeTempDir({ prefix: "study_real_" });
+    try {
+      const groups = join(out, "groups.json");
+      await Deno.writeTextFile(groups, JSON.stringify({ low: ["hi", "tr"], high: ["en", "de"] }));
+      const o = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          CLI,
+          "study",
+          "--model",
+          join(FIX, "xlmr-tiny/model"),
+          "--tokenizer",
+          join(FIX, "tokenizer"),
+          "--train",
+          join(FIX, "xlmr-tiny/pairs.jsonl"),
+          "--eval",
+          join(FIX, "xquad-r"),
+          "--groups",
+          groups,
+          "--tatoeba",
+          join(FIX, "tatoeba"),
+          "--alphas",
+          "0.5",
+          "--seeds",
+          "1,2",
+          "--steps",
+          "2",
+          "--batch-size",
+          "4",
+          "--max-length",
+          "16",
+          "--limit-questions",
+          "8",
+          "--limit-pairs",
+          "20",
+          "--resamples",
+          "200",
+          "--quiet",
+          "--out",
+          join(out, "study"),
+        ],
+        env: { NO_COLOR: "1" },
+      }).output();
+      const text = new TextDecoder().decode(o.stdout) + new TextDecoder().decode(o.stderr);
+      equal(o.code, 0, text);
+      match(text, /warning: lang-sim measures its language similarity every 100 steps/);
+      const md = await Deno.readTextFile(join(out, "study", "study.md"));
+      match(md, /\*\*Note:\*\* lang-sim measures/);
+      match(md, /\*\*Answer \(xquad-r\):\*\* low: best hybrid α=0\.5 .*; high: best hybrid α=0\.5/);
+      match(md, /Tatoeba accuracy@1 of hybrid α=0\.5 \(the best α on xquad-r\) vs the untrained/);
+      const json = JSON.parse(await Deno.readTextFile(join(out, "study", "study.json")));
+      deepEqual(json.questions.alpha_by_group.map((g: { group: string }) => g.group), [
+        "low",
+        "high",
+      ]);
+      deepEqual(Object.keys(json.questions.tatoeba.by_variant), [
+        "xx",
+        "xy",
+        "hybrid α=0.5",
+        "lang-sim",
+      ]);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
