@@ -57,6 +57,14 @@ export const BENCH_STEP_FLAGS = defineFlags({
     },
     seed: { type: "integer", min: 0, default: 1, description: "seed of the weights and ids" },
     "no-profile": { type: "boolean", description: "skip the captured-and-replayed profile step" },
+    baseline: {
+      type: "boolean",
+      description: "per-tensor AdamW/norm/zeroing and separate query/passage passes (A/B baseline)",
+    },
+    ab: {
+      type: "boolean",
+      description: "run --baseline, then the default, in one process and compare them",
+    },
     json: { type: "boolean", description: "print one JSON object instead of the summary" },
   },
 });
@@ -80,6 +88,11 @@ export interface StepBenchOptions {
   seed?: number;
   /** Activation checkpointing in the trainer (default false; bench suite turns it on). */
   checkpointing?: boolean;
+  /**
+   * The A/B baseline: TrainerOptions.flatOptimizer and jointEncode off (one AdamW, norm and zeroing
+   * dispatch per tensor; queries and passages in separate passes). Default false.
+   */
+  baseline?: boolean;
 }
 
 /** One kernel group of the profile. */
@@ -217,6 +230,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
   const trainer = new Trainer(params, {
     ...DEFAULT_TRAINER_OPTIONS,
     checkpointing: o.checkpointing ?? DEFAULT_TRAINER_OPTIONS.checkpointing,
+    ...(o.baseline ? { flatOptimizer: false, jointEncode: false } : {}),
   });
   const P = o.batchSize * (1 + hardNegatives);
   const batches = Array.from({ length: warmup + steps + 1 }, () => ({
@@ -422,16 +436,35 @@ export async function benchStepCommand(args: string[]): Promise<void> {
       }`,
     );
   }
-  const result = await runStepBench(await Gpu.create(), {
-    config: f.config,
-    batchSize: f["batch-size"],
-    maxLength: f["max-length"],
-    steps: f.steps,
-    warmup: f.warmup,
-    vocab: f.vocab,
-    hardNegatives: f["hard-negatives"],
-    seed: f.seed,
-    profile: !f["no-profile"],
-  });
+  const gpu = await Gpu.create();
+  const run = (baseline: boolean) =>
+    runStepBench(gpu, {
+      config: f.config,
+      batchSize: f["batch-size"],
+      maxLength: f["max-length"],
+      steps: f.steps,
+      warmup: f.warmup,
+      vocab: f.vocab,
+      hardNegatives: f["hard-negatives"],
+      seed: f.seed,
+      profile: !f["no-profile"],
+      baseline,
+    });
+  if (f.ab) {
+    const baseline = await run(true), current = await run(false);
+    if (f.json) console.log(JSON.stringify({ op: "step-ab", baseline, current }));
+    else {
+      console.log(`baseline:\n${formatStepBench(baseline)}\ncurrent:\n${formatStepBench(current)}`);
+      const row = (name: string, r: StepBenchResult) =>
+        `| ${name} | ${r.dispatches_per_step} | ${r.submits_per_step} | ${r.step_ms} | ` +
+        `${r.tokens_per_s} |`;
+      console.log(
+        "| run | dispatches/step | submits/step | ms/step | tokens/s |\n|---|---|---|---|---|\n" +
+          `${row("baseline", baseline)}\n${row("current", current)}`,
+      );
+    }
+    return;
+  }
+  const result = await run(f.baseline);
   console.log(f.json ? JSON.stringify(result) : formatStepBench(result));
 }

@@ -78,6 +78,13 @@ export interface TrainerOptions {
    * Off: one dispatch per tensor (the A/B baseline of `bench step --baseline`).
    */
   flatOptimizer: boolean;
+  /**
+   * Encode queries and passages as one batch (one forward and one backward pass instead of two)
+   * when no dropout is drawn and GradCache is off. Every row's forward arithmetic is unchanged;
+   * the weight gradients sum both sides' rows in one product instead of two. Off: two passes
+   * (the A/B baseline of `bench step --baseline`).
+   */
+  jointEncode: boolean;
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -98,6 +105,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   attentionDropout: 0,
   dropoutSeed: 0,
   flatOptimizer: true,
+  jointEncode: true,
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -156,9 +164,28 @@ export class Trainer {
     }
     this.model = new XlmrModel(params);
     this.gpu = params.gpu;
-    this.grads = params.like("grad");
-    this.m = params.like("adam.m");
-    this.v = params.like("adam.v");
+    const flatOn = options.flatOptimizer ?? DEFAULT_TRAINER_OPTIONS.flatOptimizer;
+    // With the flat layout, trained parameters get views of flat buffers below instead.
+    const flatNames = new Set(
+      flatOn
+        ? params.list().map((p) => p.name).filter((n) =>
+          !n.startsWith("pooler.") && (options.head || !n.startsWith("head.")) &&
+          !(options.freezeEmbeddings && n === "embeddings.word_embeddings.weight")
+        )
+        : [],
+    );
+    const like = (label: string) =>
+      new Map(
+        params.list().map((p) => [
+          p.name,
+          flatNames.has(p.name)
+            ? []
+            : p.chunks.map((t) => this.gpu.zeros(t.shape, "f32", `${label}:${p.name}`)),
+        ]),
+      );
+    this.grads = like("grad");
+    this.m = like("adam.m");
+    this.v = like("adam.v");
     if (options.head && params.head.length === 0) {
       throw new Error("Trainer: head is set but the parameters have no Dense head");
     }
@@ -179,11 +206,8 @@ export class Trainer {
       this.m.set(word, []);
       this.v.set(word, []);
     }
-    if (options.flatOptimizer ?? DEFAULT_TRAINER_OPTIONS.flatOptimizer) {
-      const names = this.trainedNames();
-      for (const n of names) {
-        this.gpu.release(...this.grads.get(n)!, ...this.m.get(n)!, ...this.v.get(n)!);
-      }
+    if (flatOn) {
+      const names = params.list().map((p) => p.name).filter((n) => flatNames.has(n));
       const flat = flattenParams(
         this.gpu,
         names.map((n) => params.param(n)),
@@ -246,8 +270,11 @@ export class Trainer {
         }
         : null
     ) as [DropoutSpec | null, DropoutSpec | null];
+    const joint = (o.jointEncode ?? DEFAULT_TRAINER_OPTIONS.jointEncode) && !drops[0] && !drops[1];
     const lossStats = o.gradCacheChunk > 0
       ? this.gradCacheBackward(qBatch, pBatch, o.gradCacheChunk, drops)
+      : joint
+      ? this.jointBackward(makeTokenBatch([...queries, ...passages], c), queries.length)
       : this.plainBackward(qBatch, pBatch, drops);
 
     const names = this.slabs.length > 0 ? [] : this.trainedNames();
@@ -323,6 +350,29 @@ export class Trainer {
     const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
     this.model.backward(qf.state!, dq, this.grads);
     this.model.backward(pf.state!, dp, this.grads);
+    return stats;
+  }
+
+  /**
+   * {@linkcode TrainerOptions.jointEncode}: queries (the first `nq` rows of `batch`) and passages
+   * in one forward and one backward pass; the pooled rows and their gradients travel by copies.
+   */
+  private jointBackward(batch: TokenBatch, nq: number): Tensor {
+    const gpu = this.gpu, o = this.options;
+    const f = this.model.forward(batch, o.pooling, true, o.checkpointing, o.head, null);
+    const width = f.pooled.shape[1], np = batch.batch - nq;
+    const q = gpu.alloc([nq, width], "f32", "joint.q");
+    const p = gpu.alloc([np, width], "f32", "joint.p");
+    gpu.copy(rows(f.pooled, 0, nq), q);
+    gpu.copy(rows(f.pooled, nq, np), p);
+    gpu.release(f.pooled);
+    const { dq, dp, stats } = this.lossGradients(q, p);
+    gpu.release(q, p);
+    const d = gpu.alloc([batch.batch, width], "f32", "joint.dpooled");
+    gpu.copy(dq, rows(d, 0, nq));
+    gpu.copy(dp, rows(d, nq, np));
+    gpu.release(dq, dp);
+    this.model.backward(f.state!, d, this.grads);
     return stats;
   }
 
