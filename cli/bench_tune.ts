@@ -38,6 +38,7 @@ import {
   tunePath,
 } from "../kernels/tune.ts";
 import { planConfig, type PlanConfigName } from "../training/memory_plan.ts";
+import { DEFAULT_TRAINER_OPTIONS } from "../training/trainer.ts";
 import { attention, type AttentionDims, attentionPlanFor } from "../kernels/attention.ts";
 
 /** The flags of `bench tune`. */
@@ -328,7 +329,12 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
   const started = performance.now();
   const samples = o.samples ?? 5;
   const cfg = planConfig(o.config);
-  const rows = o.batchSize * o.maxLength;
+  // The trainer encodes queries and passages in one pass (jointEncode) when no dropout is drawn and
+  // GradCache is off, so its products have both batches' rows; otherwise one batch's.
+  const joint = DEFAULT_TRAINER_OPTIONS.jointEncode && cfg.hiddenDropout === 0 &&
+    cfg.attentionDropout === 0;
+  const sequences = joint ? 2 * o.batchSize : o.batchSize;
+  const rows = sequences * o.maxLength;
   const shapes = trainingMatmulShapes(cfg.hiddenSize, cfg.intermediateSize, rows);
   const cpu = isCpuAdapter(gpu);
   const saved = { tiles: gpu.options.matmul.tiles, splits: gpu.options.matmul.splits };
@@ -370,7 +376,7 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
   const attn: AttentionTuneRow[] = [];
   {
     const dims = {
-      batch: o.batchSize,
+      batch: sequences,
       seq: o.maxLength,
       heads: cfg.numHeads,
       headDim: cfg.hiddenSize / cfg.numHeads,
@@ -430,7 +436,9 @@ export async function runTune(gpu: Gpu, o: TuneOptions): Promise<TuneResult> {
   return {
     op: "tune",
     adapter: gpu.describe(),
-    config: `${o.config} batch ${o.batchSize} × ${o.maxLength} (${rows} rows)`,
+    config: `${o.config} batch ${o.batchSize} × ${o.maxLength} (${rows} rows${
+      joint ? ", queries and passages in one pass" : ""
+    })`,
     rows: out,
     attention: attn,
     path,
