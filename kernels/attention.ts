@@ -22,7 +22,6 @@
  */
 import { Gpu } from "./runtime.ts";
 import { kernels } from "./spec.ts";
-import { isCpuAdapter } from "./matmul.ts";
 import type { Tensor } from "./tensor.ts";
 import { attentionShapeKey } from "./tune.ts";
 
@@ -205,8 +204,6 @@ function plan(dims: AttentionDims, cpu: boolean): Plan {
   return { rows, wg, groups, workgroups: Gpu.grid(Math.ceil(threads / wg)) };
 }
 
-const cpuAdapters = new WeakMap<Gpu, boolean>();
-
 /**
  * The forward work split `gpu` uses: the adapter's tuned one for these dims when the Gpu loaded a
  * tune cache that has them (kernels/tune.ts), else the rule below. Each query row is still
@@ -225,8 +222,7 @@ export function attentionPlanFor(gpu: Gpu, dims: AttentionDims): Plan & { tuned:
 
 /** The rule's work split (the backward kernels always use it). */
 function planFor(gpu: Gpu, dims: AttentionDims): Plan {
-  let cpu = cpuAdapters.get(gpu);
-  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  const cpu = gpu.cpuAdapter;
   return plan(dims, cpu);
 }
 

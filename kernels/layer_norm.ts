@@ -3,7 +3,6 @@
  * post-LN blocks) and backward. The forward saves per-row `mean` and `rstd` for the backward.
  * @module
  */
-import { isCpuAdapter } from "./matmul.ts";
 import { Gpu } from "./runtime.ts";
 import { kernels } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
@@ -159,8 +158,6 @@ function workgroupFor(n: number): number {
   return n >= 512 ? 256 : n >= 128 ? 128 : 64;
 }
 
-const cpuAdapters = new WeakMap<Gpu, boolean>();
-
 /**
  * Whether rows of length n go one per invocation (vec4, no barriers) rather than one per
  * workgroup: always on a CPU adapter such as lavapipe, where that is many times faster at every
@@ -168,8 +165,7 @@ const cpuAdapters = new WeakMap<Gpu, boolean>();
  * workgroup per row would leave most lanes idle. Needs n to be a multiple of 4.
  */
 function rowWise(gpu: Gpu, n: number): boolean {
-  let cpu = cpuAdapters.get(gpu);
-  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  const cpu = gpu.cpuAdapter;
   return n % 4 === 0 && (cpu || n <= 128);
 }
 

@@ -301,8 +301,7 @@ export function gpuMatmulPlan(
   batch: number,
   form: MatmulForm,
 ): MatmulPlan & { tuned: boolean } {
-  let cpu = cpuAdapters.get(gpu);
-  if (cpu === undefined) cpuAdapters.set(gpu, cpu = isCpuAdapter(gpu));
+  const cpu = gpu.cpuAdapter;
   const tuned = gpu.tuned?.matmul[matmulShapeKey(m, n, k, batch, form)] ?? null;
   return { ...matmulPlan(m, n, k, batch, cpu, gpu.options.matmul, tuned), tuned: tuned !== null };
 }
@@ -326,9 +325,7 @@ export function fitMatmulTiles(
 
 /** Whether the adapter is a software (CPU) one such as lavapipe, which wants other tiles. */
 export function isCpuAdapter(gpu: Gpu): boolean {
-  const info = gpu.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  return info.isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
+  return gpu.cpuAdapter;
 }
 
 /** Every tile configuration of the shape table, by name (tests run each one). */
@@ -355,8 +352,6 @@ interface Gemm {
   /** Also write GELU(C) here (the fused epilogue of {@linkcode linearGelu}). */
   gelu?: Tensor | null;
 }
-
-const cpuAdapters = new WeakMap<Gpu, boolean>();
 
 /** Whether an operand can be read as vec4: its contiguous axis and its view start are 4-aligned. */
 function vec4Ok(t: Tensor, contiguous: number): boolean {

@@ -13,7 +13,6 @@
  * one read-back. Measurements: `eval/RANKING_NOTES.md`.
  * @module
  */
-import { isCpuAdapter } from "./matmul.ts";
 import { Gpu } from "./runtime.ts";
 import { kernels, type TemplateVars } from "./spec.ts";
 import type { Tensor } from "./tensor.ts";
@@ -173,7 +172,7 @@ interface CountArgs {
 }
 
 /** Count workgroup size: few threads per query on a CPU adapter, where the reduction costs. */
-const countWg = (gpu: Gpu) => isCpuAdapter(gpu) ? 16 : 64;
+const countWg = (gpu: Gpu) => gpu.cpuAdapter ? 16 : 64;
 
 function recordCount(gpu: Gpu, mode: "gather" | "count", a: CountArgs): void {
   if (a.n === 0) return;

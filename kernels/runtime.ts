@@ -204,6 +204,21 @@ export class Gpu {
     return this.device.limits;
   }
 
+  private cpuAdapterCache: boolean | undefined;
+
+  /**
+   * Whether the adapter is a software (CPU) one such as lavapipe or SwiftShader, which wants other
+   * tiles and work splits than a GPU. Computed once per Gpu; every kernel reads it here.
+   */
+  get cpuAdapter(): boolean {
+    if (this.cpuAdapterCache === undefined) {
+      const info = this.adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+      this.cpuAdapterCache = info.isFallbackAdapter === true ||
+        /llvmpipe|lavapipe|swiftshader/i.test(`${info.description} ${info.device}`);
+    }
+    return this.cpuAdapterCache;
+  }
+
   /** Whether WGSL `f16` is available. */
   get hasF16(): boolean {
     return this.device.features.has("shader-f16");
