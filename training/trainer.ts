@@ -213,6 +213,9 @@ export class Trainer {
         names.map((n) => params.param(n)),
         (old) => params.releaseChunks(old),
       );
+      // The per-tensor parameter buffers are free now: destroy them rather than keep them pooled
+      // (a pool of odd sizes the step would hardly reuse; one parameter copy more at the peak).
+      this.gpu.trim();
       params.adoptFlat(...flat.slabs.map((s) => s.param));
       for (const n of names) {
         this.grads.set(n, flat.grads.get(n)!);
