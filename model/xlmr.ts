@@ -203,6 +203,66 @@ export interface ForwardState {
   dropout: DropoutSpec | null;
 }
 
+/**
+ * Shape of a saved activation for an encoding of `seqs` sequences of `len` tokens (R = seqs·len
+ * rows): [R, hidden], [R, intermediate], [R], or [seqs, heads, len].
+ */
+export type SavedShape = "R×H" | "R×I" | "R" | "S×heads×T";
+
+/** The tensor-valued fields of `T`. */
+type TensorFields<T> = { [K in keyof T]-?: T[K] extends Tensor ? K : never }[keyof T];
+
+/**
+ * Every tensor one layer saves for its backward, with its shape. The compiler holds this list to
+ * {@linkcode LayerSaved} (a field added there must be added here), and the memory plan
+ * (`training/memory_plan.ts`) sizes activations from it, so `--max-memory` stays right.
+ */
+export const LAYER_SAVED: { readonly [K in TensorFields<LayerSaved>]: SavedShape } = {
+  h: "R×H",
+  q: "R×H",
+  k: "R×H",
+  v: "R×H",
+  ctx: "R×H",
+  lse: "S×heads×T",
+  sum1: "R×H",
+  mean1: "R",
+  rstd1: "R",
+  h1: "R×H",
+  inter: "R×I",
+  act: "R×I",
+  sum2: "R×H",
+  mean2: "R",
+  rstd2: "R",
+};
+
+/** The tensors one encoding saves once (not per layer), held to {@linkcode ForwardState}. */
+export const ENCODING_SAVED: { readonly [K in TensorFields<ForwardState>]: SavedShape } = {
+  ids: "R",
+  positions: "R",
+  mask: "R",
+  embSum: "R×H",
+  embMean: "R",
+  embRstd: "R",
+  last: "R×H",
+};
+
+/** Bytes of a saved-activation inventory for `seqs` sequences of `len` tokens (4-byte elements). */
+export function savedBytes(
+  inventory: Record<string, SavedShape>,
+  c: XlmrConfig,
+  seqs: number,
+  len: number,
+): number {
+  const R = seqs * len;
+  const elements: Record<SavedShape, number> = {
+    "R×H": R * c.hiddenSize,
+    "R×I": R * c.intermediateSize,
+    "R": R,
+    "S×heads×T": seqs * c.numHeads * len,
+  };
+  return 4 * Object.values(inventory).reduce((n, shape) => n + elements[shape], 0);
+}
+
 /** Result of {@linkcode XlmrModel.forward}. */
 export interface ForwardResult {
   /** [B, H] pooled embeddings (not normalised). */

@@ -5,12 +5,9 @@
  * activations that `model/xlmr.ts` saves for the backward pass, for the query and the passage
  * encodings together (both forward states are alive until the first backward starts).
  *
- * Saved per layer, for R = sequences·T rows (see `LayerSaved` in model/xlmr.ts): the input h, q, k,
- * v, the attention output ctx ([R, H] each), the log-sum-exp ([seqs, heads, T]), the first residual
- * sum with its mean and rstd ([R, H], [R], [R]), the normalised h1 ([R, H]), the intermediate
- * before and after GELU ([R, I] each), and the second residual sum with its mean and rstd. Per
- * encoding also: ids, positions, mask, the embedding sum with its statistics, and the last hidden
- * state.
+ * What is saved per layer and per encoding comes from the model's own inventories
+ * (`LAYER_SAVED` and `ENCODING_SAVED` in model/xlmr.ts, which the compiler holds to the structures
+ * the forward really fills), so a new saved tensor changes the plan by itself.
  *
  * Two ways to shrink the activations are planned as well:
  * - activation checkpointing keeps only each layer's input and recomputes the layer's internals
@@ -22,6 +19,7 @@
  */
 import { parameterShapes } from "../model/params.ts";
 import { presetConfig, type XlmrConfig } from "../model/config.ts";
+import { ENCODING_SAVED, LAYER_SAVED, savedBytes } from "../model/xlmr.ts";
 
 /** The batch shape and the memory-saving strategy to plan for. */
 export interface MemoryPlanOptions {
@@ -87,13 +85,10 @@ function positiveInt(field: string, v: number): void {
  * With `checkpointing` only each layer's input is kept.
  */
 function side(c: XlmrConfig, seqs: number, len: number, checkpointing: boolean): SideActivations {
-  const H = c.hiddenSize, I = c.intermediateSize, R = seqs * len;
-  // h, q, k, v, ctx, sum1, h1, sum2: [R, H]; inter, act: [R, I]; mean1, rstd1, mean2, rstd2: [R];
-  // lse: [seqs, heads, len].
-  const perLayer = F32 * (R * (8 * H + 2 * I + 4) + seqs * c.numHeads * len);
-  // ids, positions (u32), mask, embMean, embRstd: [R]; embSum and the last hidden state: [R, H].
-  const embeddings = F32 * (R * (2 * H + 5));
-  const layerInput = F32 * R * H;
+  // Sized from the model's own inventories of what it saves (model/xlmr.ts).
+  const perLayer = savedBytes(LAYER_SAVED, c, seqs, len);
+  const embeddings = savedBytes(ENCODING_SAVED, c, seqs, len);
+  const layerInput = F32 * seqs * len * c.hiddenSize;
   const saved = embeddings + c.numLayers * (checkpointing ? layerInput : perLayer);
   return { sequences: seqs, length: len, perLayer, embeddings, saved };
 }
