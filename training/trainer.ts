@@ -261,7 +261,6 @@ export class Trainer {
         `step: ${queries.length} queries need at least as many passages (got ${passages.length})`,
       );
     }
-    this.zeroGrad();
     const qBatch = makeTokenBatch(queries, c);
     const pBatch = makeTokenBatch(passages, c);
     const drops = [0, 1].map((side): DropoutSpec | null =>
@@ -351,6 +350,7 @@ export class Trainer {
     const qf = this.model.forward(qBatch, o.pooling, true, o.checkpointing, o.head, qDrop);
     const pf = this.model.forward(pBatch, o.pooling, true, o.checkpointing, o.head, pDrop);
     const { dq, dp, stats } = this.lossGradients(qf.pooled, pf.pooled);
+    this.zeroGrad();
     this.model.backward(qf.state!, dq, this.grads);
     this.model.backward(pf.state!, dp, this.grads);
     return stats;
@@ -375,6 +375,7 @@ export class Trainer {
     gpu.copy(dq, rows(d, 0, nq));
     gpu.copy(dp, rows(d, nq, np));
     gpu.release(dq, dp);
+    this.zeroGrad();
     this.model.backward(f.state!, d, this.grads);
     return stats;
   }
@@ -390,6 +391,7 @@ export class Trainer {
     const qPooled = this.embedInChunks(qBatch, chunk, qDrop);
     const pPooled = this.embedInChunks(pBatch, chunk, pDrop);
     const { dq, dp, stats } = this.lossGradients(qPooled, pPooled);
+    this.zeroGrad();
     this.backwardInChunks(qBatch, dq, chunk, qDrop);
     this.backwardInChunks(pBatch, dp, chunk, pDrop);
     return stats;
