@@ -376,6 +376,14 @@ function captureStep(gpu: Gpu, trainer: Trainer, batch: { q: number[][]; p: numb
     backward.apply(model, args);
     phase = "optimizer";
   };
+  // The trainer zeroes the gradients just before its first backward.
+  const zeroGrad = trainer.zeroGrad;
+  trainer.zeroGrad = () => {
+    const was = phase;
+    phase = "zero_grad";
+    zeroGrad.call(trainer);
+    phase = was;
+  };
   try {
     trainer.step(batch.q, batch.p, 1e-5);
   } finally {
@@ -383,6 +391,7 @@ function captureStep(gpu: Gpu, trainer: Trainer, batch: { q: number[][]; p: numb
     Reflect.deleteProperty(gpu, "dispatch");
     Reflect.deleteProperty(model, "forward");
     Reflect.deleteProperty(model, "backward");
+    Reflect.deleteProperty(trainer, "zeroGrad");
   }
   return captured;
 }

@@ -226,12 +226,6 @@ export class Trainer {
     }
   }
 
-  /** Gradients not in a flat buffer (untrained ones, or all of them without the flat layout). */
-  private looseGrads(): Tensor[] {
-    const flat = new Set(this.slabs.map((s) => s.grad.allocation));
-    return [...this.grads.values()].flat().filter((t) => !flat.has(t.allocation));
-  }
-
   /** Names of the parameters the optimiser updates (the loss never reaches the pooler). */
   trainedNames(): string[] {
     return this.params.list()
@@ -239,10 +233,16 @@ export class Trainer {
       .filter((n) => !n.startsWith("pooler.") && (this.grads.get(n)?.length ?? 0) > 0);
   }
 
-  /** Sets every gradient to zero. */
+  /**
+   * Sets every trained gradient to zero: each flat buffer at once, other tensors one by one. The
+   * pooler's gradients, which no loss reaches, are never written and stay zero.
+   */
   zeroGrad(): void {
     for (const s of this.slabs) this.gpu.fill(s.grad, 0);
-    for (const t of this.looseGrads()) this.gpu.fill(t, 0);
+    const flat = new Set(this.slabs.map((s) => s.grad.allocation));
+    for (const n of this.trainedNames()) {
+      for (const t of this.grads.get(n)!) if (!flat.has(t.allocation)) this.gpu.fill(t, 0);
+    }
   }
 
   /**
