@@ -10,6 +10,7 @@ import {
 } from "../../kernels/matmul.ts";
 import { linearBackwardRef, linearRef, matmulRef } from "../../kernels/matmul_reference.ts";
 import { gelu, geluBackward } from "../../kernels/gelu.ts";
+import { add } from "../../kernels/elementwise.ts";
 import { geluBackwardRef, geluRef } from "../../kernels/reference.ts";
 import type { Gpu } from "../../kernels/runtime.ts";
 import { assertClose, freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
@@ -152,6 +153,27 @@ gpuTest("linearBackward accumulates dW and db and returns dX like float64", asyn
     gpu.release(tx, tw, tdy, tdw, tdb, dx);
   }
 });
+
+gpuTest(
+  "linearBackward's dxInto adds dX into a tensor with the bits of a separate add",
+  async (gpu) => {
+    const r = rng(freshSeed("linear dxInto"));
+    for (const [m, n, k] of [[19, 37, 29], [256, 64, 64]] as const) {
+      const { x, w, dy } = linearProblem(r, m, n, k);
+      const base = randn(m * k, r);
+      const tx = gpu.fromArray(x, [m, k]), tw = gpu.fromArray(w, [n, k]);
+      const tdy = gpu.fromArray(dy, [m, n]), into = gpu.fromArray(base, [m, k]);
+      const dw = gpu.zeros([n, k]), dw2 = gpu.zeros([n, k]);
+      const dx = linearBackward(gpu, tx, tw, tdy, dw, null)!;
+      const sum = add(gpu, into, dx);
+      equal(linearBackward(gpu, tx, tw, tdy, dw2, null, true, into), into);
+      const [got, want] = await gpu.readMany([into, sum]);
+      ok(got.every((v, i) => Object.is(v, want[i])), `[${m}, ${n}, ${k}]: dxInto differs from add`);
+      throws(() => linearBackward(gpu, tx, tw, tdy, dw2, null, true, tx), /share a buffer/);
+      gpu.release(tx, tw, tdy, into, dw, dw2, dx, sum);
+    }
+  },
+);
 
 gpuTest("linearBackward agrees with finite differences of Σ Y·R", async (gpu) => {
   const r = rng(freshSeed("linear finite differences"));
