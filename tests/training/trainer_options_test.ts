@@ -43,12 +43,22 @@ interface LossCase {
   pooling: "cls" | "mean";
   symmetric: boolean;
   hardNegatives: number;
+  /** Queries and passages in one pass (the default) or two. */
+  joint?: boolean;
 }
 const LOSS_CASES: LossCase[] = [
   { what: "cls pooling", pooling: "cls", symmetric: false, hardNegatives: 0 },
   { what: "mean pooling, --symmetric", pooling: "mean", symmetric: true, hardNegatives: 0 },
   { what: "cls pooling, 2 hard negatives", pooling: "cls", symmetric: false, hardNegatives: 2 },
   { what: "--symmetric with hard negatives", pooling: "mean", symmetric: true, hardNegatives: 2 },
+  // The two-pass encoding (used with dropout) must give the same loss and gradients.
+  {
+    what: "mean pooling, two passes",
+    pooling: "mean",
+    symmetric: false,
+    hardNegatives: 0,
+    joint: false,
+  },
 ];
 
 for (const c of LOSS_CASES) {
@@ -65,7 +75,12 @@ for (const c of LOSS_CASES) {
       config.vocabSize,
     );
     const opts = { pooling: c.pooling, temperature: 0.2, symmetric: c.symmetric };
-    const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, ...opts, maxGradNorm: 0 });
+    const trainer = new Trainer(params, {
+      ...DEFAULT_TRAINER_OPTIONS,
+      ...opts,
+      maxGradNorm: 0,
+      jointEncode: c.joint ?? DEFAULT_TRAINER_OPTIONS.jointEncode,
+    });
     trainer.step(queries, passages, 0); // lr 0: gradients only
     const [stats] = await trainer.collect();
     const ref = refWeights(weights);
@@ -148,6 +163,11 @@ const OPTIM_CASES: OptimCase[] = [
     options: { maxGradNorm: 0.05, weightDecay: 0.1 },
   },
   { what: "no clipping, weight decay 0.1", options: { maxGradNorm: 0, weightDecay: 0.1 } },
+  // The per-tensor optimiser (flatOptimizer off) must follow the same float64 AdamW.
+  {
+    what: "per-tensor optimiser, active clipping, weight decay 0.1",
+    options: { flatOptimizer: false, maxGradNorm: 0.05, weightDecay: 0.1 },
+  },
   {
     what: "--freeze-embeddings with clipping",
     options: { freezeEmbeddings: true, maxGradNorm: 0.05, weightDecay: 0.1 },
