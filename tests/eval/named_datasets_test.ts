@@ -14,30 +14,10 @@ import {
 } from "../../eval/named_datasets.ts";
 import { loadLareqa } from "../../eval/lareqa.ts";
 
+import { staticServer } from "../_static_server.ts";
+
 const XQUAD = fileURLToPath(new URL("../fixtures/xquad-r/", import.meta.url));
 const LANGS = ["ar", "de", "en", "hi", "tr", "zh"];
-
-/** A static file server over `root`; records request paths. */
-export function staticServer(
-  root: string,
-): { url: string; log: string[]; close: () => Promise<void> } {
-  const log: string[] = [];
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
-    log.push(path);
-    if (path.includes("..")) return new Response("bad", { status: 400 });
-    try {
-      return new Response(await Deno.readFile(join(root, path)));
-    } catch {
-      return new Response("404: Not Found", { status: 404 });
-    }
-  });
-  return {
-    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
-    log,
-    close: () => server.shutdown(),
-  };
-}
 
 /** A mirror folder holding `xquad-r/<lang>.json` copies of the fixtures; their hashes. */
 async function mirror(): Promise<{ root: string; table: Record<string, NamedDataset> }> {

@@ -15,7 +15,7 @@ import {
   TATOEBA_SHA256,
 } from "../../eval/tatoeba_named.ts";
 import { loadTatoeba } from "../../eval/tatoeba.ts";
-import { staticServer } from "./named_datasets_test.ts";
+import { staticServer } from "../_static_server.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const TATOEBA = join(FIXTURES, "tatoeba");

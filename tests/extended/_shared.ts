@@ -20,3 +20,32 @@ export function sharedDir(): string {
   }
   return dir;
 }
+
+const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
+let denoDir: string | undefined;
+
+/**
+ * Runs `cli.ts` in a subprocess with `env` added; returns the exit code and stderr. The child
+ * shares this process's DENO_DIR, so npm packages are not fetched again.
+ */
+export async function runCli(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stderr: string }> {
+  denoDir ??= Deno.env.get("DENO_DIR") ?? JSON.parse(
+    new TextDecoder().decode(
+      (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" })
+        .output()).stdout,
+    ),
+  ).denoDir as string;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    env: {
+      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+      NO_COLOR: "1",
+      DENO_DIR: denoDir,
+      ...env,
+    },
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}

@@ -7,47 +7,11 @@ import { deepEqual, equal } from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NAMED_DATASETS, resolveDataset } from "../../eval/named_datasets.ts";
-import { sharedDir } from "./_shared.ts";
+import { runCli as cli, sharedDir } from "./_shared.ts";
+import { staticServer as serve } from "../_static_server.ts";
 
 const DATA = join(sharedDir(), "data");
-const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
-
-function serve(root: string) {
-  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname);
-    if (path.includes("..")) return new Response("bad", { status: 400 });
-    try {
-      return new Response(await Deno.readFile(join(root, path)));
-    } catch {
-      return new Response("404", { status: 404 });
-    }
-  });
-  return {
-    url: `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`,
-    close: () => server.shutdown(),
-  };
-}
-
-const DENO_DIR = Deno.env.get("DENO_DIR") ?? JSON.parse(
-  new TextDecoder().decode(
-    (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" }).output())
-      .stdout,
-  ),
-).denoDir as string;
-
-async function cli(env: Record<string, string>, ...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    env: {
-      XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
-      NO_COLOR: "1",
-      DENO_DIR,
-      ...env,
-    },
-  }).output();
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-}
 
 Deno.test({
   name:
