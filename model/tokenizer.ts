@@ -13,6 +13,7 @@
  */
 import { type DummyPrefix, type NormalizerOptions, SpmNormalizer } from "./precompiled_charsmap.ts";
 import { ModelType, parseSentencePieceModel, PieceType } from "./sentencepiece_model.ts";
+import { checkMaxLength, truncateLongestFirst } from "./truncation.ts";
 
 /** SentencePiece's penalty for an unknown character below the lowest piece score. */
 const UNK_PENALTY = 10;
@@ -794,28 +795,6 @@ export class XlmrTokenizer {
     }
     return out;
   }
-}
-
-function checkMaxLength(maxLength: number, min: number, op: string): void {
-  if (!Number.isInteger(maxLength) || maxLength < min) {
-    throw new RangeError(`${op}: maxLength must be an integer ≥ ${min}, got ${maxLength}`);
-  }
-}
-
-/** Hugging Face tokenizers' pair truncation for "longest_first", `budget` = max − specials. */
-function truncateLongestFirst(a: number[], b: number[], budget: number): [number[], number[]] {
-  if (a.length + b.length <= budget) return [a, b];
-  let n1 = a.length;
-  let n2 = b.length;
-  const swap = n1 > n2;
-  if (swap) [n1, n2] = [n2, n1];
-  n2 = n1 > budget ? n1 : Math.max(n1, budget - n1);
-  if (n1 + n2 > budget) {
-    n1 = Math.floor(budget / 2);
-    n2 = n1 + (budget % 2);
-  }
-  if (swap) [n1, n2] = [n2, n1];
-  return [a.slice(0, n1), b.slice(0, n2)];
 }
 
 /** tokenizer.json normaliser → SentencePiece normaliser settings (dummy prefix set later). */
