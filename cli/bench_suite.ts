@@ -22,6 +22,7 @@ import { Encoder } from "../model/encoder.ts";
 import { mulberry32 } from "../model/init.ts";
 import { planConfig } from "../training/memory_plan.ts";
 import { runStepBench } from "./bench_step.ts";
+import { timeRepeated } from "./bench_timing.ts";
 
 /** The flags of `bench suite`. */
 export const BENCH_SUITE_FLAGS = defineFlags({
@@ -143,25 +144,7 @@ const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
 
 /** Median ms of `record` over samples of back-to-back repetitions (~30 ms per sample). */
 async function timeKernel(gpu: Gpu, record: () => void, samples = 5): Promise<number> {
-  record();
-  await gpu.sync();
-  // Enough back-to-back runs per submit that the wait for the queue is a small part.
-  let reps = 1;
-  for (;;) {
-    const t = performance.now();
-    for (let r = 0; r < reps; r++) record();
-    await gpu.sync();
-    if (performance.now() - t >= 25 || reps >= 256) break;
-    reps *= 2;
-  }
-  const ms: number[] = [];
-  for (let i = 0; i < samples; i++) {
-    const t0 = performance.now();
-    for (let r = 0; r < reps; r++) record();
-    await gpu.sync();
-    ms.push((performance.now() - t0) / reps);
-  }
-  return median(ms);
+  return median(await timeRepeated(gpu, record, { samples, minMs: 25, maxReps: 256 }));
 }
 
 function random(gpu: Gpu, shape: number[], seed: number, scale = 1) {

@@ -40,6 +40,7 @@ import {
 import { planConfig, type PlanConfigName } from "../training/memory_plan.ts";
 import { DEFAULT_TRAINER_OPTIONS } from "../training/trainer.ts";
 import { attention, type AttentionDims, attentionPlanFor } from "../kernels/attention.ts";
+import { timeRepeated } from "./bench_timing.ts";
 
 /** The flags of `bench tune`. */
 export const BENCH_TUNE_FLAGS = defineFlags({
@@ -203,9 +204,12 @@ function median(xs: number[]): number {
 
 const round = (v: number, d = 3) => Math.round(v * 10 ** d) / 10 ** d;
 
+/** Tuning samples: repetitions doubled until a submit lasts 15 ms (at most 512). */
+const TUNE_TIMING = (samples: number) => ({ samples, minMs: 15, maxReps: 512 });
+
 /**
  * Times `plan` on one product: one untimed run (compiles the pipeline), then `samples` samples of
- * enough back-to-back products in one submit to last about 20 ms each; ms per product.
+ * enough back-to-back products in one submit to last at least 15 ms each; ms per product.
  */
 async function timePlan(gpu: Gpu, s: TuneShape, plan: TunedPlan, samples: number) {
   gpu.options.matmul.tiles = plan.tiles;
@@ -217,25 +221,7 @@ async function timePlan(gpu: Gpu, s: TuneShape, plan: TunedPlan, samples: number
   gpu.fill(b, 0.25);
   const opts = { transA: s.form.transA, transB: s.form.transB };
   try {
-    matmul(gpu, a, b, opts, c);
-    await gpu.sync();
-    // Enough back-to-back products per submit that the wait for the queue is a small part.
-    let reps = 1;
-    for (;;) {
-      const t = performance.now();
-      for (let r = 0; r < reps; r++) matmul(gpu, a, b, opts, c);
-      await gpu.sync();
-      if (performance.now() - t >= 15 || reps >= 512) break;
-      reps *= 2;
-    }
-    const ms: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) matmul(gpu, a, b, opts, c);
-      await gpu.sync();
-      ms.push((performance.now() - t0) / reps);
-    }
-    return ms;
+    return await timeRepeated(gpu, () => matmul(gpu, a, b, opts, c), TUNE_TIMING(samples));
   } finally {
     gpu.options.matmul.tiles = null;
     gpu.options.matmul.splits = null;
@@ -284,24 +270,7 @@ async function timeAttention(gpu: Gpu, dims: AttentionDims, plan: TunedAttention
     gpu.release(out, lse);
   };
   try {
-    once();
-    await gpu.sync();
-    let reps = 1;
-    for (;;) {
-      const t = performance.now();
-      for (let r = 0; r < reps; r++) once();
-      await gpu.sync();
-      if (performance.now() - t >= 15 || reps >= 512) break;
-      reps *= 2;
-    }
-    const ms: number[] = [];
-    for (let i = 0; i < samples; i++) {
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) once();
-      await gpu.sync();
-      ms.push((performance.now() - t0) / reps);
-    }
-    return ms;
+    return await timeRepeated(gpu, once, TUNE_TIMING(samples));
   } finally {
     gpu.tuned = saved;
     gpu.release(q, mask);
