@@ -125,3 +125,39 @@ export function assertClose(
     throw new AssertionError({ message: `${what}: relative error ${e.toExponential(3)} > ${tol}` });
   }
 }
+
+/**
+ * Checks a float32 GPU gradient against central differences (h = 1e-5) of a float64 loss at the
+ * `top` entries of `grad` with the largest magnitude (well above float32 noise): each entry of
+ * `w` is perturbed, `loss()` evaluated, and restored. The error is |grad − fd| / max(|fd|, 1e-3);
+ * each must be ≤ `tol`, naming `what[i]`. Returns the worst error (for TEST_VERBOSE reports).
+ */
+export function assertFiniteDifferences(
+  what: string,
+  grad: ArrayLike<number>,
+  w: Float64Array,
+  loss: () => number,
+  top: number,
+  tol: number,
+): number {
+  const idx = Array.from({ length: grad.length }, (_, i) => i)
+    .sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a])).slice(0, top);
+  let worst = 0;
+  for (const i of idx) {
+    const h = 1e-5, old = w[i];
+    w[i] = old + h;
+    const up = loss();
+    w[i] = old - h;
+    const down = loss();
+    w[i] = old;
+    const fd = (up - down) / (2 * h);
+    const err = Math.abs(grad[i] - fd) / Math.max(Math.abs(fd), 1e-3);
+    worst = Math.max(worst, err);
+    if (!(err <= tol)) {
+      throw new AssertionError({
+        message: `${what}[${i}]: GPU ${grad[i]} vs finite difference ${fd} (${err})`,
+      });
+    }
+  }
+  return worst;
+}
