@@ -18,6 +18,14 @@ const CAST = kernels("cast.wgsl", {
       dst: { access: "read_write", ...f16Words, wgsl: "dst16" },
     },
   },
+  round: {
+    entries: ["round_f16"],
+    uniforms: { count: "u32" },
+    bindings: {
+      x: { access: "read_write", wgsl: "x32" },
+      dst: { access: "read_write", ...f16Words, wgsl: "dst16" },
+    },
+  },
   toF32: {
     entries: ["to_f32"],
     uniforms: { count: "u32" },
@@ -93,6 +101,38 @@ export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
     {},
     { src: t, dst: y },
     { count: t.size },
+    Gpu.grid(Math.ceil(words / 256)),
+  );
+  return y;
+}
+
+/**
+ * Rounds an f32 tensor to f16 precision in place and returns the f16 copy (into `out` when given),
+ * in one pass: afterwards `castF16ToF32(h)` gives exactly the values `x` holds. Mixed-precision
+ * training uses it on activations it saves in f16, so the forward goes on with the very values its
+ * backward will read (the gradient stays that of the computed forward). Values saturate at ±65504
+ * as in {@linkcode castF32ToF16}.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { roundToF16 } from "./cast.ts";
+ * const gpu = await Gpu.create();
+ * const x = gpu.fromArray(new Float32Array([0.1, 3]), [2]);
+ * const h = roundToF16(gpu, x);
+ * console.log(await gpu.read(x), h.dtype); // Float32Array [0.0999755859375, 3] "f16"
+ * ```
+ */
+export function roundToF16(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
+  const op = "roundToF16";
+  check(op, x, "f32", out);
+  const y = out ?? gpu.alloc(x.shape, "f16", "round.f16");
+  const words = Math.ceil(x.size / 2);
+  gpu.run(
+    CAST.round,
+    {},
+    { x, dst: y },
+    { count: x.size },
     Gpu.grid(Math.ceil(words / 256)),
   );
   return y;

@@ -11,7 +11,8 @@
  * Operands of `matmul`, `linear` and `linearGelu` may be stored as f16 (`Tensor<f16>`, e.g. from
  * `castF32ToF16` in cast.ts) where the device has `shader-f16`: they are widened to f32 on their way
  * into workgroup memory, so accumulation and outputs stay f32 and the only error is the f16
- * rounding of the stored values. Backward products are f32 only.
+ * rounding of the stored values. {@linkcode linearBackward} reads f16 X and W the same way; its
+ * gradients are f32.
  * @module
  */
 import { Gpu } from "./runtime.ts";
@@ -723,9 +724,11 @@ export function linearBackward(
   dxInto: Tensor | null = null,
 ): Tensor | null {
   const op = "linearBackward";
-  for (const [name, t] of [["X", x], ["W", w], ["dY", dy], ["dW", dw]] as const) {
-    expectF32(op, name, t);
-  }
+  // X and W may be f16 (mixed-precision training saves activations and reads weight copies in
+  // f16); the gradients dY, dW, db and dX stay f32.
+  expectOperand(gpu, op, "X", x);
+  expectOperand(gpu, op, "W", w);
+  for (const [name, t] of [["dY", dy], ["dW", dw]] as const) expectF32(op, name, t);
   if (x.shape.length < 1) throw new TypeError(`${op}: X must have rank ≥ 1, got ${describe(x)}`);
   if (w.shape.length !== 2) {
     throw new TypeError(`${op}: W must have rank 2 [out, in], got ${describe(w)}`);

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
-import { castF16ToF32, castF32ToF16 } from "../../kernels/cast.ts";
+import { castF16ToF32, castF32ToF16, roundToF16 } from "../../kernels/cast.ts";
 import { f16BitsToF32 } from "../../kernels/runtime.ts";
 import { Tensor } from "../../kernels/tensor.ts";
 import { freshSeed, gpuTest, randn, rng } from "../_helpers.ts";
@@ -103,4 +103,28 @@ gpuTest("readMany reads an f16 tensor with an odd element count", async (gpu) =>
   const [back] = await gpu.readMany([h]);
   deepEqual(Array.from(back), [1, -2, 0.5]);
   gpu.release(x, h);
+});
+
+gpuTest("roundToF16 rounds in place to the f16 copy it returns, bit for bit", async (gpu) => {
+  const r = rng(freshSeed("round to f16"));
+  for (const n of [1001, 64]) {
+    const x = randn(n, r);
+    for (let i = 0; i < n; i += 5) x[i] *= 2 ** Math.floor(-20 + 36 * r());
+    x.set([0, -0, 70000, -1e30, 2 ** -24, 0.1], 0);
+    const t = gpu.fromArray(x, [n]);
+    // A poisoned output: every half-word must be written.
+    const out = gpu.alloc([n], "f16");
+    gpu.write(out, new Uint16Array(n).fill(0x7e00));
+    const h = roundToF16(gpu, t, out);
+    equal(h, out);
+    const cast = castF32ToF16(gpu, gpu.fromArray(x, [n]));
+    const [rounded, half, ref] = [await gpu.read(t), await gpu.read(h), await gpu.read(cast)];
+    for (let i = 0; i < n; i++) {
+      // The same f16 as castF32ToF16, and the f32 tensor now holds exactly that value.
+      ok(Object.is(half[i], ref[i]), `element ${i}: ${x[i]} → ${half[i]}, cast gives ${ref[i]}`);
+      ok(Object.is(rounded[i], half[i]), `element ${i}: in place ${rounded[i]} vs ${half[i]}`);
+    }
+    equal(rounded[2], 65504, "saturates like the cast");
+    gpu.release(t, out, cast);
+  }
 });

@@ -1,7 +1,7 @@
 import { equal, ok, throws } from "node:assert/strict";
 import { castF32ToF16 } from "../../kernels/cast.ts";
 import { linear, linearBackward, linearGelu, matmul } from "../../kernels/matmul.ts";
-import { linearRef, matmulRef } from "../../kernels/matmul_reference.ts";
+import { linearBackwardRef, linearRef, matmulRef } from "../../kernels/matmul_reference.ts";
 import { geluRef } from "../../kernels/reference.ts";
 import type { Gpu } from "../../kernels/runtime.ts";
 import type { Tensor } from "../../kernels/tensor.ts";
@@ -109,10 +109,10 @@ gpuTest("the f16-arithmetic variant stays within f16 rounding of float64", async
 });
 
 gpuTest(
-  "f16 operands are refused without shader-f16 and in backward, before dispatching",
+  "f16 operands are refused without shader-f16, and f16 gradients always, before dispatching",
   async (gpu) => {
     const x = gpu.alloc([4, 8]), w16 = gpu.alloc([6, 8], "f16"), dy = gpu.alloc([4, 6]);
-    const dw = gpu.alloc([6, 8]), u = gpu.alloc([6, 8], "u32");
+    const dw = gpu.alloc([6, 8]), u = gpu.alloc([6, 8], "u32"), dy16 = gpu.alloc([4, 6], "f16");
     await gpu.sync();
     const before = gpu.dispatchCount;
     // The same device, seen as one without the feature.
@@ -127,8 +127,36 @@ gpuTest(
       (e) => e instanceof TypeError && /^matmul: B .*"shader-f16"/.test((e as Error).message),
     );
     throws(() => linear(gpu, x, u, null), /linear: W must be f32 or f16/);
-    throws(() => linearBackward(gpu, x, w16, dy, dw, null), /linearBackward: W must be f32/);
+    throws(() => linearBackward(noF16, x, w16, dy, dw, null), names("linearBackward"));
+    // The gradients stay f32: an f16 dY or dW is refused.
+    throws(() => linearBackward(gpu, x, w16, dy16, dw, null), /linearBackward: dY must be f32/);
     equal(gpu.dispatchCount, before);
-    gpu.release(x, w16, dy, dw, u);
+    gpu.release(x, w16, dy, dw, u, dy16);
+  },
+);
+
+gpuTest(
+  "linearBackward with f16 X and W matches float64 of the stored values (mixed precision)",
+  async (gpu) => {
+    const r = rng(freshSeed("linear backward f16"));
+    // Awkward sizes (scalar loads), aligned ones (vec4<f16> loads) and a long K (split-K dW).
+    for (const [m, n, k] of [[19, 37, 29], [64, 48, 32], [1024, 16, 16]] as const) {
+      const x = randn(m * k, r), w = randn(n * k, r, 0.1), dy = randn(m * n, r);
+      const dw0 = randn(n * k, r), db0 = randn(n, r), base = randn(m * k, r);
+      const [tx16, x16] = await f16Of(gpu, x, [m, k]);
+      const [tw16, w16] = await f16Of(gpu, w, [n, k]);
+      const tdy = gpu.fromArray(dy, [m, n]);
+      const tdw = gpu.fromArray(dw0, [n, k]), tdb = gpu.fromArray(db0, [n]);
+      const into = gpu.fromArray(base, [m, k]);
+      const got = linearBackward(gpu, tx16, tw16, tdy, tdw, tdb, true, into)!;
+      equal(got, into);
+      const ref = linearBackwardRef(x16, w16, dy, m, n, k);
+      const [gdx, gdw, gdb] = await gpu.readMany([into, tdw, tdb]);
+      const what = `${m}×${n}×${k}`;
+      assertClose(gdx, ref.dx.map((v, i) => v + base[i]), TOL, `dX ${what}`);
+      assertClose(gdw, ref.dw.map((v, i) => v + dw0[i]), TOL, `dW ${what}`);
+      assertClose(gdb, ref.db.map((v, i) => v + db0[i]), TOL, `db ${what}`);
+      gpu.release(tx16, tw16, tdy, tdw, tdb, into);
+    }
   },
 );
