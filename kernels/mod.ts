@@ -86,3 +86,10 @@ export {
   type RankResult,
   scoreBlock,
 } from "./retrieval_rank.ts";
+export {
+  applyLossScale,
+  createLossScaleState,
+  LOSS_SCALE_DEFAULTS,
+  type LossScaleOptions,
+  lossScaleOptions,
+} from "./loss_scale.ts";
