@@ -50,7 +50,7 @@ fn round_f16(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
     x32[i + 1u] = r.y;
   } else {
     let lo = pack2x16float(vec2f(clamp(x32[i], -F16_MAX, F16_MAX), 0.0)) & 0xffffu;
-    dst16[w] = (dst16[w] & 0xffff0000u) | lo;
+    dst16[w] = lo | (dst16[w] & 0xffff0000u); // the high half is not ours, as in to_f16
     x32[i] = unpack2x16float(lo).x;
   }
 }

@@ -11,6 +11,13 @@
  * GradCache's chunks all see the same mask without storing it. Attention-probability dropout
  * (`DropoutSpec.attention`) runs inside the fused attention kernel with the same kind of mask.
  *
+ * Mixed precision ({@linkcode XlmrModel.useHalfWeights}): the products read f16 weight copies, and
+ * every [B·T, H] or [B·T, I] activation saved for the backward is stored in f16 (the statistics —
+ * LayerNorm mean and rstd, attention log-sum-exp — stay f32, and all arithmetic is f32). Where a
+ * saved activation is also read later in the forward (a layer's input, q/k/v, the attention output,
+ * the first LayerNorm's output) the f32 value is rounded to f16 in place first, so the forward goes
+ * on with exactly the values its backward reads back.
+ *
  * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
  * @module
  */
@@ -23,8 +30,10 @@ import { attention, attentionBackward, type AttentionDims } from "../kernels/att
 import { buildScatterPlan, gatherRows, scatterAddRows } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
 import { dropout, dropoutKey } from "../kernels/dropout.ts";
+import { castF16ToF32, castF32ToF16, roundToF16 } from "../kernels/cast.ts";
 import { isBert, maxSequenceLength, type XlmrConfig } from "./config.ts";
 import type { XlmrParams } from "./params.ts";
+import type { HalfWeights } from "./half_weights.ts";
 
 /** How a sequence becomes one vector. */
 export type Pooling = "cls" | "mean" | "pooler";
@@ -246,12 +255,26 @@ export const ENCODING_SAVED: { readonly [K in TensorFields<ForwardState>]: Saved
   last: "R×H",
 };
 
-/** Bytes of a saved-activation inventory for `seqs` sequences of `len` tokens (4-byte elements). */
+/**
+ * The saved activations that mixed precision stores in f16: every [R, H] and [R, I] tensor of a
+ * layer, and the embedding sum. The rest stays f32: statistics (LayerNorm mean and rstd, attention
+ * log-sum-exp), ids and mask, and the last hidden state (pooling reads it in f32).
+ */
+export const MIXED_HALF_SAVED: ReadonlySet<string> = new Set([
+  ...Object.entries(LAYER_SAVED).filter(([, s]) => s === "R×H" || s === "R×I").map(([k]) => k),
+  "embSum",
+]);
+
+/**
+ * Bytes of a saved-activation inventory for `seqs` sequences of `len` tokens: 4-byte elements, or
+ * 2-byte ones for the entries in `half` (mixed precision: {@linkcode MIXED_HALF_SAVED}).
+ */
 export function savedBytes(
   inventory: Record<string, SavedShape>,
   c: XlmrConfig,
   seqs: number,
   len: number,
+  half: ReadonlySet<string> = new Set(),
 ): number {
   const R = seqs * len;
   const elements: Record<SavedShape, number> = {
@@ -260,7 +283,10 @@ export function savedBytes(
     "R": R,
     "S×heads×T": seqs * c.numHeads * len,
   };
-  return 4 * Object.values(inventory).reduce((n, shape) => n + elements[shape], 0);
+  return Object.entries(inventory).reduce(
+    (n, [key, shape]) => n + (half.has(key) ? 2 : 4) * elements[shape],
+    0,
+  );
 }
 
 /** Result of {@linkcode XlmrModel.forward}. */
@@ -288,14 +314,55 @@ export type Grads = Map<string, Tensor[]>;
 export class XlmrModel {
   readonly gpu: Gpu;
   readonly config: XlmrConfig;
+  /** The f16 weight copies of mixed precision, or null (all f32). */
+  private half: HalfWeights | null = null;
 
   constructor(readonly params: XlmrParams) {
     this.gpu = params.gpu;
     this.config = params.config;
   }
 
+  /**
+   * Turns mixed precision on (with the f16 copies the products read; their owner keeps them fresh)
+   * or off (null). See the module comment for what is stored in f16.
+   */
+  useHalfWeights(half: HalfWeights | null): void {
+    if (half && half.params !== this.params) {
+      throw new Error("useHalfWeights: the copies belong to another parameter set");
+    }
+    this.half = half;
+  }
+
+  /** Whether mixed precision is on. */
+  get mixed(): boolean {
+    return this.half !== null;
+  }
+
   private w(name: string): Tensor {
     return this.params.get(name);
+  }
+
+  /** A linear-layer weight as the products read it: its f16 copy under mixed precision. */
+  private mw(name: string): Tensor {
+    return this.half?.get(name, true) ?? this.params.get(name);
+  }
+
+  /** Under mixed precision, an f16 copy of `t` for the backward (`t` itself is left as is). */
+  private stored(t: Tensor): Tensor {
+    return this.half ? castF32ToF16(this.gpu, t) : t;
+  }
+
+  /**
+   * Under mixed precision, rounds `t` to f16 in place and returns its f16 copy for the backward;
+   * the forward goes on with `t`, now holding exactly the stored values.
+   */
+  private rounded(t: Tensor): Tensor {
+    return this.half ? roundToF16(this.gpu, t) : t;
+  }
+
+  /** An f32 view of a saved activation: itself, or a widened copy of an f16 one (caller frees). */
+  private widened(t: Tensor): Tensor {
+    return t.dtype === "f16" ? castF16ToF32(this.gpu, t) : t;
   }
 
   /** Width of the output: the last head layer's with `head`, else the hidden size. */
@@ -365,12 +432,15 @@ export class XlmrModel {
     const inputs: Tensor[] = [];
     let h = emb.y;
     for (let l = 0; l < c.numLayers; l++) {
-      const layer = this.layerForward(l, h, mask, dims, saveAll, tokens, drop);
+      const layer = this.layerForward(l, h, null, mask, dims, saveAll, tokens, drop);
       if (layer.saved) saved.push(layer.saved);
-      else if (train) inputs.push(h);
-      else gpu.release(h);
+      else if (train) inputs.push(layer.input);
+      else if (layer.input !== h) gpu.release(layer.input);
+      if (layer.input !== h || !train) gpu.release(h); // mixed precision keeps the f16 copy
       h = layer.out;
     }
+    const savedSum = train ? this.stored(embSum) : embSum;
+    if (savedSum !== embSum) gpu.release(embSum);
 
     const hidden = h.reshape([B, T, H]);
     let pooled: Tensor;
@@ -416,7 +486,7 @@ export class XlmrModel {
         ids,
         positions,
         mask,
-        embSum,
+        embSum: savedSum,
         embMean: emb.mean,
         embRstd: emb.rstd,
         layers: saved,
@@ -465,21 +535,27 @@ export class XlmrModel {
   private layerScoped(
     l: number,
     h: Tensor,
+    h16: Tensor | null,
     mask: Tensor,
     dims: AttentionDims,
     save: boolean,
     tokens: TokenBatch,
     drop: DropoutSpec | null,
-  ): { out: Tensor; saved: LayerSaved | null } {
+  ): { out: Tensor; saved: LayerSaved | null; input: Tensor } {
     const gpu = this.gpu, eps = this.config.layerNormEps;
     const p = `encoder.layer.${l}.`;
     const dense = (x: Tensor, name: string) =>
-      linear(gpu, x, this.w(`${p}${name}.weight`), this.w(`${p}${name}.bias`));
-    const q = dense(h, "attention.self.query");
-    const k = dense(h, "attention.self.key");
-    const v = dense(h, "attention.self.value");
+      linear(gpu, x, this.mw(`${p}${name}.weight`), this.w(`${p}${name}.bias`));
+    // Mixed precision: the input as stored (h16 when the caller already has it), q/k/v and the
+    // attention output rounded in place, so attention and the next products use stored values.
+    const input = h16 ?? this.rounded(h);
+    const q = dense(input, "attention.self.query");
+    const k = dense(input, "attention.self.key");
+    const v = dense(input, "attention.self.value");
+    const [q16, k16, v16] = [q, k, v].map((t) => this.rounded(t));
     const att = attention(gpu, q, k, v, mask, dims, this.attentionDrop(l, tokens, drop));
-    let proj = dense(att.out, "attention.output.dense");
+    const ctx16 = this.rounded(att.out);
+    let proj = dense(ctx16, "attention.output.dense");
     if (drop && drop.p > 0) {
       const y = this.drop(proj, tokens, drop, l + 1, 1);
       gpu.release(proj);
@@ -494,13 +570,15 @@ export class XlmrModel {
       eps,
     );
     gpu.release(proj);
+    const h1 = this.rounded(ln1.y);
     // Bias and GELU in the matmul's epilogue; the pre-activation is kept for the backward.
-    const { pre: inter, y: act } = linearGelu(
+    const { pre: inter, y: act32 } = linearGelu(
       gpu,
-      ln1.y,
-      this.w(`${p}intermediate.dense.weight`),
+      h1,
+      this.mw(`${p}intermediate.dense.weight`),
       this.w(`${p}intermediate.dense.bias`),
     );
+    const act = this.stored(act32);
     let out = dense(act, "output.dense");
     if (drop && drop.p > 0) {
       const y = this.drop(out, tokens, drop, l + 1, 2);
@@ -516,23 +594,24 @@ export class XlmrModel {
       eps,
     );
     gpu.release(out);
-    if (!save) return { out: ln2.y, saved: null };
+    if (!save) return { out: ln2.y, saved: null, input };
     return {
       out: ln2.y,
+      input,
       saved: {
-        h,
-        q,
-        k,
-        v,
-        ctx: att.out,
+        h: input,
+        q: q16,
+        k: k16,
+        v: v16,
+        ctx: ctx16,
         lse: att.lse,
-        sum1: ln1.sum,
+        sum1: this.stored(ln1.sum),
         mean1: ln1.mean,
         rstd1: ln1.rstd,
-        h1: ln1.y,
-        inter,
+        h1,
+        inter: this.stored(inter),
         act,
-        sum2: ln2.sum,
+        sum2: this.stored(ln2.sum),
         mean2: ln2.mean,
         rstd2: ln2.rstd,
       },
@@ -602,9 +681,12 @@ export class XlmrModel {
     for (let l = c.numLayers - 1; l >= 0; l--) {
       let s: LayerSaved;
       if (state.inputs) {
+        // A mixed-precision input is stored in f16: the layer re-runs on its exact f32 widening.
+        const input = state.inputs[l], h = this.widened(input);
         const re = this.layerForward(
           l,
-          state.inputs[l],
+          h,
+          h === input ? null : input,
           state.mask,
           dims,
           true,
@@ -612,14 +694,19 @@ export class XlmrModel {
           state.dropout,
         );
         gpu.release(re.out); // equals the next layer's input; only the internals are needed
+        if (h !== input) gpu.release(h);
         s = re.saved!;
       } else s = state.layers[l];
       const p = `encoder.layer.${l}.`;
+      // Mixed precision: statistics-bearing saved tensors (LayerNorm sums, the GELU
+      // pre-activation, attention's q/k/v/ctx) are widened to f32 just before their kernel; the
+      // products read their f16 operands directly.
+      const sum2 = this.widened(s.sum2);
       // Output block: h2 = LN(act·Woᵀ + bo + h1)
       const dSum2 = layerNormBackward(
         gpu,
         dh,
-        s.sum2,
+        sum2,
         s.mean2,
         s.rstd2,
         this.w(`${p}output.LayerNorm.weight`),
@@ -627,25 +714,28 @@ export class XlmrModel {
         g(`${p}output.LayerNorm.bias`),
       );
       gpu.release(dh, s.sum2, s.mean2, s.rstd2);
+      if (sum2 !== s.sum2) gpu.release(sum2);
       // Through the FFN output's dropout (the residual path has none).
       const dOut2 = state.dropout ? this.drop(dSum2, state.tokens, state.dropout, l + 1, 2) : dSum2;
       const dAct = linearBackward(
         gpu,
         s.act,
-        this.w(`${p}output.dense.weight`),
+        this.mw(`${p}output.dense.weight`),
         dOut2,
         g(`${p}output.dense.weight`),
         g(`${p}output.dense.bias`),
       )!;
       if (dOut2 !== dSum2) gpu.release(dOut2);
       gpu.release(s.act);
-      const dInter = geluBackward(gpu, dAct, s.inter);
+      const inter = this.widened(s.inter);
+      const dInter = geluBackward(gpu, dAct, inter);
       gpu.release(dAct, s.inter);
+      if (inter !== s.inter) gpu.release(inter);
       // dH1 = dInter·W + dSum2, added in the product's epilogue (into dSum2, read above).
       const dH1 = linearBackward(
         gpu,
         s.h1,
-        this.w(`${p}intermediate.dense.weight`),
+        this.mw(`${p}intermediate.dense.weight`),
         dInter,
         g(`${p}intermediate.dense.weight`),
         g(`${p}intermediate.dense.bias`),
@@ -654,10 +744,11 @@ export class XlmrModel {
       )!;
       gpu.release(dInter, s.h1);
       // Attention block: h1 = LN(ctx·Waoᵀ + bao + h)
+      const sum1 = this.widened(s.sum1);
       const dSum1 = layerNormBackward(
         gpu,
         dH1,
-        s.sum1,
+        sum1,
         s.mean1,
         s.rstd1,
         this.w(`${p}attention.output.LayerNorm.weight`),
@@ -665,36 +756,39 @@ export class XlmrModel {
         g(`${p}attention.output.LayerNorm.bias`),
       );
       gpu.release(dH1, s.sum1, s.mean1, s.rstd1);
+      if (sum1 !== s.sum1) gpu.release(sum1);
       const dOut1 = state.dropout ? this.drop(dSum1, state.tokens, state.dropout, l + 1, 1) : dSum1;
       const dCtx = linearBackward(
         gpu,
         s.ctx,
-        this.w(`${p}attention.output.dense.weight`),
+        this.mw(`${p}attention.output.dense.weight`),
         dOut1,
         g(`${p}attention.output.dense.weight`),
         g(`${p}attention.output.dense.bias`),
       )!;
       if (dOut1 !== dSum1) gpu.release(dOut1);
+      const [q, k, v, ctx] = [s.q, s.k, s.v, s.ctx].map((t) => this.widened(t));
       const dAtt = attentionBackward(
         gpu,
         dCtx,
-        s.q,
-        s.k,
-        s.v,
-        s.ctx,
+        q,
+        k,
+        v,
+        ctx,
         s.lse,
         state.mask,
         dims,
         this.attentionDrop(l, state.tokens, state.dropout),
       );
       gpu.release(dCtx, s.ctx, s.lse);
+      if (q !== s.q) gpu.release(q, k, v, ctx);
       // dIn = dSum1 + dq·Wq + dk·Wk + dv·Wv, each product added in its epilogue (same order).
       const dIn = dSum1;
       for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
         linearBackward(
           gpu,
           s.h,
-          this.w(`${p}attention.self.${m}.weight`),
+          this.mw(`${p}attention.self.${m}.weight`),
           d,
           g(`${p}attention.self.${m}.weight`),
           g(`${p}attention.self.${m}.bias`),
@@ -716,10 +810,11 @@ export class XlmrModel {
       gpu.release(dh);
       dh = d;
     }
+    const embSum = this.widened(state.embSum);
     const dEmb = layerNormBackward(
       gpu,
       dh,
-      state.embSum,
+      embSum,
       state.embMean,
       state.embRstd,
       this.w("embeddings.LayerNorm.weight"),
@@ -727,6 +822,7 @@ export class XlmrModel {
       g("embeddings.LayerNorm.bias"),
     );
     gpu.release(dh, state.embSum, state.embMean, state.embRstd);
+    if (embSum !== state.embSum) gpu.release(embSum);
     const word = this.params.param("embeddings.word_embeddings.weight");
     const wordGrads = grads.get(word.name)!;
     const tokens = state.tokens;
