@@ -84,6 +84,8 @@ export async function checkMemoryBudget(
     checkpointing?: boolean;
     /** Training only: plan for GradCache chunks of this many sequences (0: off). */
     gradCacheChunk?: number;
+    /** Training only: plan for mixed precision (`train --fp16`). */
+    fp16?: boolean;
   },
 ): Promise<void> {
   const c = await loadConfig(modelDir);
@@ -96,13 +98,17 @@ export async function checkMemoryBudget(
       freezeEmbeddings: o.freezeEmbeddings ?? false,
       checkpointing: o.checkpointing ?? false,
       gradCacheChunk: o.gradCacheChunk ?? 0,
+      fp16: o.fp16 ?? false,
     });
     need = plan.total;
     what =
       `parameters ${formatBytes(plan.parameters)} + gradients ${
         formatBytes(plan.gradients)
-      } + AdamW ${formatBytes(plan.adamState)} + activations ${formatBytes(plan.activations)} + ` +
-      `workspace ${formatBytes(plan.workspace)}${savers(plan.options)}`;
+      } + AdamW ${formatBytes(plan.adamState)} + ` +
+      (plan.options.fp16 ? `f16 weights ${formatBytes(plan.halfWeights)} + ` : "") +
+      `activations ${formatBytes(plan.activations)} + ` +
+      `workspace ${formatBytes(plan.workspace)}${savers(plan.options)}` +
+      (plan.options.fp16 ? ", in mixed precision" : "");
   } else {
     need = inferenceBytes(c, o.batchSize, o.maxLength);
     what = `weights and batch buffers for batch ${o.batchSize} × ${o.maxLength} tokens`;

@@ -2,8 +2,10 @@
  * `plan` command: the device-memory plan of one training step (training/memory_plan.ts) for a
  * configuration and batch shape, plain and with activation checkpointing and GradCache chunking,
  * against a memory budget (16 GiB by default), with the largest batch that fits each strategy.
+ * With `--fp16` every strategy is planned for mixed-precision training (f16 saved activations and
+ * f16 copies of the encoder's linear-layer weights, `half_weights`).
  *
- * `deno run -A cli.ts plan --config base --batch-size 100 --max-length 128 [--json]`
+ * `deno run -A cli.ts plan --config base --batch-size 100 --max-length 128 [--fp16] [--json]`
  * @module
  */
 import { defineFlags } from "./flags.ts";
@@ -24,6 +26,8 @@ export interface PlanRow {
   parameters: number;
   gradients: number;
   adam_state: number;
+  /** The f16 weight copies of mixed precision (0 without `--fp16`). */
+  half_weights: number;
   activations: number;
   workspace: number;
   total: number;
@@ -40,6 +44,8 @@ export interface PlanReport {
   passage_length: number;
   hard_negatives: number;
   grad_cache_chunk: number;
+  /** Mixed precision (`--fp16`): every row is the fp16 plan. */
+  fp16: boolean;
   budget_bytes: number;
   rows: PlanRow[];
 }
@@ -77,6 +83,7 @@ export function planReport(
       parameters: p.parameters,
       gradients: p.gradients,
       adam_state: p.adamState,
+      half_weights: p.halfWeights,
       activations: p.activations,
       workspace: p.workspace,
       total: p.total,
@@ -93,6 +100,7 @@ export function planReport(
     passage_length: p.options.passageLength,
     hard_negatives: p.options.hardNegatives,
     grad_cache_chunk: chunk,
+    fp16: p.options.fp16,
     budget_bytes: budgetBytes,
     rows,
   };
@@ -103,16 +111,21 @@ export function formatPlan(r: PlanReport): string {
   const gib = (b: number) => (b / GIB).toFixed(2);
   const head = `memory plan: ${r.config} (${r.parameter_count.toLocaleString("en-US")} params), ` +
     `batch ${r.batch_size} × ${r.max_length} tokens (passages ${r.passage_length}, ` +
-    `${r.hard_negatives} hard negatives), budget ${gib(r.budget_bytes)} GiB`;
+    `${r.hard_negatives} hard negatives), budget ${gib(r.budget_bytes)} GiB` +
+    (r.fp16 ? ", mixed precision (fp16)" : "");
+  // The f16 weight copies get their own column under --fp16; the f32 table stays as it was.
+  const half = (x: string) => r.fp16 ? ` ${x} |` : "";
   const lines = [
     head,
     "",
-    "| strategy | params | grads | adam m+v | activations | workspace | total GiB | fits | max batch |",
-    "| --- | --: | --: | --: | --: | --: | --: | --- | --: |",
+    `| strategy | params |${half("f16 weights")} grads | adam m+v | activations | workspace | ` +
+    "total GiB | fits | max batch |",
+    `| --- | --: |${half("--:")} --: | --: | --: | --: | --: | --- | --: |`,
     ...r.rows.map((row) =>
-      `| ${row.strategy} | ${gib(row.parameters)} | ${gib(row.gradients)} | ` +
-      `${gib(row.adam_state)} | ${gib(row.activations)} | ${gib(row.workspace)} | ` +
-      `${gib(row.total)} | ${row.fits ? "yes" : "no"} | ${row.largest_batch} |`
+      `| ${row.strategy} | ${gib(row.parameters)} |${half(gib(row.half_weights))} ` +
+      `${gib(row.gradients)} | ${gib(row.adam_state)} | ${gib(row.activations)} | ` +
+      `${gib(row.workspace)} | ${gib(row.total)} | ${row.fits ? "yes" : "no"} | ` +
+      `${row.largest_batch} |`
     ),
   ];
   const plain = r.rows[0];
@@ -159,6 +172,11 @@ export const PLAN_FLAGS = defineFlags({
     },
     "freeze-embeddings": { type: "boolean", description: "plan without embedding gradients" },
     "budget-gib": { type: "number", min: 0, default: 16, description: "memory budget in GiB" },
+    fp16: {
+      type: "boolean",
+      description:
+        "plan mixed-precision training (train --fp16): f16 activations and weight copies",
+    },
     json: { type: "boolean", description: "print one JSON object instead of the table" },
   },
 });
@@ -189,6 +207,7 @@ export function planCommand(args: string[]): Promise<void> {
       passageLength,
       hardNegatives,
       freezeEmbeddings: f["freeze-embeddings"],
+      fp16: f.fp16,
     },
     budget,
     chunk,

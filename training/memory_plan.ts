@@ -15,11 +15,17 @@
  * - GradCache-style chunking encodes the whole batch without saving anything, computes the loss
  *   gradient with respect to the embeddings, then re-encodes `gradCacheChunk` sequences at a time
  *   with saved activations and backpropagates each chunk on its own.
+ *
+ * Mixed precision (`fp16`, `train --fp16`) is planned too: the saved activations named in
+ * `MIXED_HALF_SAVED` (every [R, H] and [R, I] tensor of a layer, and the embedding sum) take 2 bytes
+ * per element, so does each layer's input kept by checkpointing, and the f16 copies of the encoder's
+ * linear-layer weights (model/half_weights.ts) are alive for the whole run. Master weights,
+ * gradients and AdamW moments stay f32.
  * @module
  */
-import { parameterShapes } from "../model/params.ts";
+import { parameterSchema } from "../model/parameter_shapes.ts";
 import { presetConfig, type XlmrConfig } from "../model/config.ts";
-import { ENCODING_SAVED, LAYER_SAVED, savedBytes } from "../model/xlmr.ts";
+import { ENCODING_SAVED, LAYER_SAVED, MIXED_HALF_SAVED, savedBytes } from "../model/xlmr.ts";
 
 /** The batch shape and the memory-saving strategy to plan for. */
 export interface MemoryPlanOptions {
@@ -37,13 +43,18 @@ export interface MemoryPlanOptions {
   gradCacheChunk?: number;
   /** The word-embedding table is frozen: no gradient and no moments for it. */
   freezeEmbeddings?: boolean;
+  /**
+   * Mixed precision (`TrainerOptions.fp16`): f16 saved activations and layer inputs, plus the f16
+   * copies of the encoder's linear-layer weights. Default false.
+   */
+  fp16?: boolean;
 }
 
 /** Activation bytes of one encoding (queries or passages). */
 export interface SideActivations {
   sequences: number;
   length: number;
-  /** Bytes of one layer's saved set (all fifteen tensors). */
+  /** Bytes of one layer's saved set (all fifteen tensors; the [R, H] and [R, I] ones f16 with fp16). */
   perLayer: number;
   /** Bytes saved once per encoding: ids, positions, mask, embedding sum and stats, last state. */
   embeddings: number;
@@ -58,12 +69,18 @@ export interface MemoryPlan {
   parameters: number;
   gradients: number;
   adamState: number;
+  /**
+   * The f16 copies of the encoder's linear-layer weights that mixed precision's products read
+   * (model/half_weights.ts), alive for the whole run; 0 without fp16.
+   */
+  halfWeights: number;
   /** Saved activations alive at the peak (both encodings, or one chunk with GradCache). */
   activations: number;
   /**
    * Transient buffers at the peak (the start of the first backward): the gradient of the layer
-   * output, of the FFN activation, the pooled embeddings and the loss. An estimate, not an exact
-   * count of the buffer pool.
+   * output, of the FFN activation, the pooled embeddings and the loss; with fp16 also the f32
+   * copies one layer's backward widens from its f16 saved tensors (q, k, v, ctx and sum1 [R, H] and
+   * inter [R, I] at most at once). An estimate, not an exact count of the buffer pool.
    */
   workspace: number;
   total: number;
@@ -73,6 +90,8 @@ export interface MemoryPlan {
 }
 
 const F32 = 4;
+const F16 = 2;
+const NO_HALF: ReadonlySet<string> = new Set();
 
 function positiveInt(field: string, v: number): void {
   if (!Number.isInteger(v) || v < 1) {
@@ -82,13 +101,21 @@ function positiveInt(field: string, v: number): void {
 
 /**
  * Bytes one encoding of `seqs` sequences of `len` tokens saves for its backward pass.
- * With `checkpointing` only each layer's input is kept.
+ * With `checkpointing` only each layer's input is kept; with `fp16` the tensors of
+ * `MIXED_HALF_SAVED` and the layer inputs are f16.
  */
-function side(c: XlmrConfig, seqs: number, len: number, checkpointing: boolean): SideActivations {
+function side(
+  c: XlmrConfig,
+  seqs: number,
+  len: number,
+  checkpointing: boolean,
+  fp16: boolean,
+): SideActivations {
   // Sized from the model's own inventories of what it saves (model/xlmr.ts).
-  const perLayer = savedBytes(LAYER_SAVED, c, seqs, len);
-  const embeddings = savedBytes(ENCODING_SAVED, c, seqs, len);
-  const layerInput = F32 * seqs * len * c.hiddenSize;
+  const half = fp16 ? MIXED_HALF_SAVED : NO_HALF;
+  const perLayer = savedBytes(LAYER_SAVED, c, seqs, len, half);
+  const embeddings = savedBytes(ENCODING_SAVED, c, seqs, len, half);
+  const layerInput = (fp16 ? F16 : F32) * seqs * len * c.hiddenSize;
   const saved = embeddings + c.numLayers * (checkpointing ? layerInput : perLayer);
   return { sequences: seqs, length: len, perLayer, embeddings, saved };
 }
@@ -112,6 +139,7 @@ export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): Memo
     checkpointing: false,
     gradCacheChunk: 0,
     freezeEmbeddings: false,
+    fp16: false,
     ...options,
   };
   positiveInt("batchSize", o.batchSize);
@@ -128,18 +156,32 @@ export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): Memo
     );
   }
   const H = config.hiddenSize, I = config.intermediateSize;
-  let parameterCount = 0, wordTable = 0;
-  for (const [name, shape] of parameterShapes(config)) {
+  let parameterCount = 0, wordTable = 0, halfWeightCount = 0;
+  for (const { name, shape, f16 } of parameterSchema(config)) {
     const n = shape.reduce((a, b) => a * b, 1);
     parameterCount += n;
     if (name === "embeddings.word_embeddings.weight") wordTable = n;
+    // The weights model/half_weights.ts copies to f16.
+    if (f16 && name.startsWith("encoder.")) halfWeightCount += n;
   }
   const trained = o.freezeEmbeddings ? parameterCount - wordTable : parameterCount;
   const B = o.batchSize, P = o.batchSize * (1 + o.hardNegatives);
   const chunk = o.gradCacheChunk;
   // With GradCache only one chunk of one encoding holds saved activations at a time.
-  const queries = side(config, chunk ? Math.min(chunk, B) : B, o.maxLength, o.checkpointing);
-  const passages = side(config, chunk ? Math.min(chunk, P) : P, o.passageLength, o.checkpointing);
+  const queries = side(
+    config,
+    chunk ? Math.min(chunk, B) : B,
+    o.maxLength,
+    o.checkpointing,
+    o.fp16,
+  );
+  const passages = side(
+    config,
+    chunk ? Math.min(chunk, P) : P,
+    o.passageLength,
+    o.checkpointing,
+    o.fp16,
+  );
   const recompute = o.checkpointing
     ? Math.max(queries.perLayer, passages.perLayer) // one layer rebuilt at a time
     : 0;
@@ -149,8 +191,12 @@ export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): Memo
   // encoding in flight, plus pooled/normalised embeddings and their gradients ([B+P, H] × 4, kept
   // whole by GradCache too) and the [B, P] logits.
   const R = Math.max(queries.sequences * queries.length, passages.sequences * passages.length);
-  const workspace = F32 * (R * (2 * H + I) + 4 * (B + P) * H + B * P);
+  // With fp16, one layer's backward at a time widens f16 saved tensors back to f32: at most q, k,
+  // v, ctx, sum1 ([R, H] each) and inter ([R, I]) at once.
+  const widened = o.fp16 ? F32 * R * (5 * H + I) : 0;
+  const workspace = F32 * (R * (2 * H + I) + 4 * (B + P) * H + B * P) + widened;
   const parameters = F32 * parameterCount;
+  const halfWeights = o.fp16 ? F16 * halfWeightCount : 0;
   const gradients = F32 * trained;
   const adamState = 2 * F32 * trained;
   return {
@@ -158,9 +204,10 @@ export function memoryPlan(config: XlmrConfig, options: MemoryPlanOptions): Memo
     parameters,
     gradients,
     adamState,
+    halfWeights,
     activations,
     workspace,
-    total: parameters + gradients + adamState + activations + workspace,
+    total: parameters + gradients + adamState + halfWeights + activations + workspace,
     queries,
     passages,
     options: o,

@@ -122,3 +122,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test("fp16 stores the [R,H] and [R,I] activations and the layer inputs in 2 bytes", () => {
+  const c = planConfig("small"); // H 256, I 1024, 4 layers, 4 heads
+  const B = 3, T = 10, R = B * T, H = 256, I = 1024;
+  const o = { batchSize: B, maxLength: T };
+  // Per layer: 8 [R,H] and 2 [R,I] in f16; 4 [R] stats and lse [B,4,T] stay f32.
+  const perLayer = 2 * (8 * R * H + 2 * R * I) + 4 * (4 * R + B * 4 * T);
+  // The embedding sum is f16; ids, positions, mask, stats and the last hidden state stay f32.
+  const embeddings = 2 * R * H + 4 * (5 * R + R * H);
+  const plan = memoryPlan(c, { ...o, fp16: true });
+  equal(plan.queries.perLayer, perLayer);
+  equal(plan.queries.embeddings, embeddings);
+  equal(plan.activations, 2 * (embeddings + 4 * perLayer));
+  // Checkpointing keeps each layer's input in f16 and rebuilds one (f16) layer at a time.
+  const ckpt = memoryPlan(c, { ...o, checkpointing: true, fp16: true });
+  equal(ckpt.activations, 2 * (embeddings + 4 * 2 * R * H) + perLayer);
+  // The f16 weight copies: q, k, v, attention output, intermediate and output weights per layer.
+  equal(plan.halfWeights, 2 * 4 * (4 * H * H + 2 * H * I));
+  // The workspace adds the f32 widenings of one layer's backward: 5 [R,H] and one [R,I].
+  const f32 = memoryPlan(c, o);
+  equal(plan.workspace - f32.workspace, 4 * (5 * R * H + R * I));
+  equal(
+    plan.total,
+    plan.parameters + plan.gradients + plan.adamState + plan.halfWeights + plan.activations +
+      plan.workspace,
+  );
+  // Master weights, gradients and moments stay f32.
+  equal(plan.parameters, f32.parameters);
+  equal(plan.gradients, f32.gradients);
+  equal(plan.adamState, f32.adamState);
+});
+
+Deno.test("without fp16 the plan is the f32 plan of before, byte for byte", () => {
+  const c = presetConfig("base");
+  const o = { batchSize: 100, maxLength: 128 };
+  for (
+    const [s, activations, workspace, total] of [
+      [{}, 15276953600, 238427200, 19964079168],
+      [{ checkpointing: true }, 1731481600, 238427200, 6418607168],
+      [{ gradCacheChunk: 16 }, 1222156288, 40246336, 5711100992],
+      [{ checkpointing: true, gradCacheChunk: 16 }, 188915712, 40246336, 4677860416],
+    ] as const
+  ) {
+    for (
+      const plan of [memoryPlan(c, { ...o, ...s }), memoryPlan(c, { ...o, ...s, fp16: false })]
+    ) {
+      equal(plan.activations, activations);
+      equal(plan.workspace, workspace);
+      equal(plan.halfWeights, 0);
+      equal(plan.total, total);
+    }
+  }
+});
