@@ -208,6 +208,22 @@ export const TRAIN_FLAGS = {
     type: "boolean",
     description: "activation checkpointing (recompute layers in the backward)",
   },
+  fp16: {
+    type: "boolean",
+    description: "mixed precision: f16 activations and weight copies, f32 master weights",
+  },
+  "loss-scale": {
+    type: "number",
+    min: 1,
+    defaultText: String(TR.lossScale.init),
+    description: "--fp16: initial dynamic loss scale (×0.5 and skip on overflow)",
+  },
+  "loss-scale-window": {
+    type: "integer",
+    min: 1,
+    defaultText: String(TR.lossScale.growthInterval),
+    description: "--fp16: clean steps before the loss scale doubles",
+  },
   "save-total-limit": {
     type: "integer",
     min: 1,
@@ -287,6 +303,12 @@ export function trainOptionsFromFlags(
   if (valFraction === 0 || valFraction === 1) {
     throw new UsageError(`--val-fraction: must be strictly between 0 and 1`);
   }
+  if (f.fp16 !== true) {
+    for (const flag of ["loss-scale", "loss-scale-window"]) {
+      if (f[flag] !== undefined) throw new UsageError(`--${flag}: only applies with --fp16`);
+    }
+  }
+
   const opts: TrainOptions = {
     model: required(command, f, "model"),
     train: required(command, f, "train"),
@@ -324,6 +346,13 @@ export function trainOptionsFromFlags(
     evalLimitQuestions: v["eval-limit-questions"],
     gradCacheChunk: v["grad-cache-chunk"],
     checkpointing: f.checkpointing === true ? true : undefined,
+    fp16: f.fp16 === true ? true : undefined,
+    lossScale: v["loss-scale"] !== undefined || v["loss-scale-window"] !== undefined
+      ? {
+        init: v["loss-scale"] ?? TR.lossScale.init,
+        growthInterval: v["loss-scale-window"] ?? TR.lossScale.growthInterval,
+      }
+      : undefined,
     quiet: f.quiet === true ? true : undefined,
     val: f.val as string | undefined,
     valFraction,

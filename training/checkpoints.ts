@@ -25,6 +25,8 @@ export interface TrainerState {
   sha256?: Record<string, string>;
   /** Model selection so far: the best evaluation and evaluations since it. */
   selection?: Selection;
+  /** fp16 runs: the loss scaler's state after this step (see `Trainer.readLossScale`). */
+  lossScale?: { scale: number; cleanSteps: number };
 }
 
 export interface Selection {
@@ -162,6 +164,7 @@ export async function saveCheckpoint(
     }
   }
   const moments = await trainer.readMoments();
+  const lossScale = await trainer.readLossScale();
   const tmp = join(out, `checkpoint.tmp-${crypto.randomUUID().slice(0, 8)}`);
   await Deno.mkdir(tmp, { recursive: true });
   try {
@@ -184,7 +187,10 @@ export async function saveCheckpoint(
     await writeSafetensors(join(tmp, "optimizer.safetensors"), moments);
     const sha256: Record<string, string> = {};
     for (const f of HASHED_FILES) sha256[f] = await sha256File(join(tmp, f));
-    await writeJsonAtomic(join(tmp, "trainer_state.json"), { ...state, sha256 });
+    await writeJsonAtomic(
+      join(tmp, "trainer_state.json"),
+      { ...state, ...(lossScale ? { lossScale } : {}), sha256 },
+    );
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

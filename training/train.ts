@@ -261,6 +261,7 @@ export async function train(
     temperature: trainerOptions.temperature,
     gradCacheChunk: trainerOptions.gradCacheChunk,
     checkpointing: trainerOptions.checkpointing,
+    fp16: trainerOptions.fp16,
     dropout: trainerOptions.dropout,
     attentionDropout: trainerOptions.attentionDropout,
     totalSteps,
@@ -299,6 +300,11 @@ export async function train(
     }
     opt.close();
     trainer.writeMoments((n) => moments.get(n), join(resumeDir, "optimizer.safetensors"));
+    // An fp16 run goes on with the loss scale it had; a checkpoint of an f32 run (or one from
+    // before the scale was saved) starts the scale afresh.
+    if (trainerOptions.fp16 && state.lossScale) {
+      trainer.writeLossScale(state.lossScale, join(resumeDir, "trainer_state.json"));
+    }
     trainer.stepCount = state.step;
     startStep = state.step;
     // Keep the logs consistent with the checkpoint: drop lines after its step.
@@ -336,7 +342,11 @@ export async function train(
 
   const flushLogs = async (stats: StepStats[]) => {
     for (const s of stats) {
-      if (!Number.isFinite(s.loss) || !Number.isFinite(s.gradNorm)) {
+      // fp16: overflowing gradients at a finite loss are GradScaler's skipped step (the scale
+      // backs off and training goes on); anything else non-finite stops the run.
+      if (s.skipped) {
+        log(`step ${s.step}: gradients overflowed at loss scale ${s.lossScale}; update skipped`);
+      } else if (!Number.isFinite(s.loss) || !Number.isFinite(s.gradNorm)) {
         await appendLines();
         const what = Number.isFinite(s.loss)
           ? `gradient norm (${s.gradNorm})`
@@ -356,6 +366,8 @@ export async function train(
         grad_norm: s.gradNorm,
         kind: batchKinds.get(s.step),
         accuracy: s.accuracy,
+        ...(s.lossScale === undefined ? {} : { loss_scale: s.lossScale }),
+        ...(s.skipped ? { skipped: true } : {}),
       }));
       batchKinds.delete(s.step);
     }

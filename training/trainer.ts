@@ -13,6 +13,8 @@ import { l2Normalize, l2NormalizeBackward } from "../kernels/l2_norm.ts";
 import { infoNce } from "../kernels/info_nce.ts";
 import { gradNorm } from "../kernels/grad_norm.ts";
 import { adamwStep } from "../kernels/adamw.ts";
+import { applyLossScale, createLossScaleState, lossScaleOptions } from "../kernels/loss_scale.ts";
+import { HalfWeights } from "../model/half_weights.ts";
 import { dropoutKey } from "../kernels/dropout.ts";
 import {
   type DropoutSpec,
@@ -85,6 +87,21 @@ export interface TrainerOptions {
    * (the A/B baseline of `bench step --baseline`).
    */
   jointEncode: boolean;
+  /**
+   * Mixed precision (`train --fp16`): the products read f16 copies of the encoder's linear
+   * weights, re-cast from the f32 master weights before every step, and the activations saved for
+   * the backward are stored in f16 (model/xlmr.ts); master weights, gradients, AdamW moments,
+   * LayerNorm/softmax/loss statistics and all accumulation stay f32. The loss gradient is scaled
+   * dynamically with PyTorch GradScaler semantics ({@linkcode TrainerOptions.lossScale}).
+   * Needs the adapter feature shader-f16.
+   */
+  fp16: boolean;
+  /**
+   * The loss scale of {@linkcode TrainerOptions.fp16}: initial scale (default 2^16) and growth
+   * interval (default 2000 clean steps; ×2 after that many, ×0.5 and the step skipped on an
+   * inf/NaN gradient). Ignored without fp16.
+   */
+  lossScale: { init: number; growthInterval: number };
 }
 
 /** Defaults that follow the paper and PyTorch. */
@@ -106,6 +123,8 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   dropoutSeed: 0,
   flatOptimizer: true,
   jointEncode: true,
+  fp16: false,
+  lossScale: { init: 65536, growthInterval: 2000 },
 };
 
 /** Statistics of one step as read back from the GPU. */
@@ -115,6 +134,13 @@ export interface StepStats {
   accuracy: number;
   gradNorm: number;
   lr: number;
+  /** With fp16: the loss scale this step used. */
+  lossScale?: number;
+  /**
+   * With fp16: the gradients overflowed (a non-finite norm at a finite loss), so the update was
+   * skipped and the scale backed off, as GradScaler does.
+   */
+  skipped?: boolean;
 }
 
 interface PendingStep {
@@ -145,6 +171,10 @@ export class Trainer {
   private pending: PendingStep[] = [];
   /** The flat buffers of {@linkcode TrainerOptions.flatOptimizer} (empty when off). */
   private slabs: Slab[] = [];
+  /** Mixed precision: the f16 weight copies and the loss scaler's state [scale, clean steps]. */
+  private half: HalfWeights | null = null;
+  private scaler: Tensor | null = null;
+  private growthInterval = DEFAULT_TRAINER_OPTIONS.lossScale.growthInterval;
 
   constructor(readonly params: XlmrParams, readonly options: TrainerOptions) {
     if (!Number.isInteger(options.gradCacheChunk) || options.gradCacheChunk < 0) {
@@ -224,6 +254,15 @@ export class Trainer {
       }
       this.slabs = flat.slabs;
     }
+    if (options.fp16) {
+      const ls = options.lossScale ?? DEFAULT_TRAINER_OPTIONS.lossScale;
+      this.growthInterval =
+        lossScaleOptions({ growthInterval: ls.growthInterval }, "Trainer: lossScale")
+          .growthInterval;
+      this.half = new HalfWeights(params);
+      this.model.useHalfWeights(this.half);
+      this.scaler = createLossScaleState(this.gpu, ls.init);
+    }
   }
 
   /** Names of the parameters the optimiser updates (the loss never reaches the pooler). */
@@ -263,6 +302,9 @@ export class Trainer {
     }
     const qBatch = makeTokenBatch(queries, c);
     const pBatch = makeTokenBatch(passages, c);
+    // Mixed precision: the products read the weights as they are now (after the last update or a
+    // resume).
+    this.half?.refresh();
     const drops = [0, 1].map((side): DropoutSpec | null =>
       o.dropout > 0 || o.attentionDropout > 0
         ? {
@@ -280,12 +322,15 @@ export class Trainer {
       : this.plainBackward(qBatch, pBatch, drops);
 
     const names = this.slabs.length > 0 ? [] : this.trainedNames();
+    // With a loss scale the norm kernel unscales (norm and clip come out as f32 would have them)
+    // and backs off or grows the scale on the GPU; AdamW skips a step whose norm is not finite.
     const normStats = gradNorm(
       gpu,
       this.slabs.length > 0
         ? this.slabs.map((s) => s.grad)
         : names.flatMap((n) => this.grads.get(n)!),
       o.maxGradNorm,
+      this.scaler ? { state: this.scaler, growthInterval: this.growthInterval } : undefined,
     );
     this.stepCount++;
     for (const s of this.slabs) {
@@ -337,6 +382,11 @@ export class Trainer {
     const loss = infoNce(gpu, qn.y, pn.y, { temperature: o.temperature, symmetric: o.symmetric });
     const dq = l2NormalizeBackward(gpu, loss.dq, qn.y, qn.norm);
     const dp = l2NormalizeBackward(gpu, loss.dp, pn.y, pn.norm);
+    if (this.scaler) {
+      // Scaled by the current loss scale (a power of two: exact in f32), unscaled by gradNorm.
+      applyLossScale(gpu, dq, this.scaler);
+      applyLossScale(gpu, dp, this.scaler);
+    }
     return { dq, dp, stats: loss.stats };
   }
 
@@ -451,6 +501,7 @@ export class Trainer {
   ): Promise<{ loss: number; accuracy: number }[]> {
     const gpu = this.gpu, o = this.options, c = this.params.config;
     const stats: Tensor[] = [];
+    this.half?.refresh();
     const embed = (seqs: number[][]) => {
       const batch = makeTokenBatch(seqs, c);
       return o.gradCacheChunk > 0
@@ -489,13 +540,21 @@ export class Trainer {
     const pending = this.pending;
     this.pending = [];
     const values = await this.gpu.readMany(pending.flatMap((p) => [p.lossStats, p.normStats]));
-    const out = pending.map((p, i) => ({
-      step: p.step,
-      lr: p.lr,
-      loss: values[2 * i][0],
-      accuracy: values[2 * i][1],
-      gradNorm: values[2 * i + 1][0],
-    }));
+    const out = pending.map((p, i): StepStats => {
+      const loss = values[2 * i][0], norm = values[2 * i + 1];
+      const s: StepStats = {
+        step: p.step,
+        lr: p.lr,
+        loss,
+        accuracy: values[2 * i][1],
+        gradNorm: norm[0],
+      };
+      if (this.scaler) {
+        s.lossScale = norm[2];
+        s.skipped = Number.isFinite(loss) && !Number.isFinite(norm[0]);
+      }
+      return s;
+    });
     for (const p of pending) this.gpu.release(p.lossStats, p.normStats);
     return out;
   }
@@ -527,6 +586,32 @@ export class Trainer {
     }
   }
 
+  /**
+   * The loss scaler's state (fp16 only, else null): the scale the next step uses and the clean
+   * steps counted towards its growth. Checkpoints store it, so a resumed run scales as the
+   * uninterrupted one would.
+   */
+  async readLossScale(): Promise<{ scale: number; cleanSteps: number } | null> {
+    if (!this.scaler) return null;
+    const [scale, cleanSteps] = await this.gpu.read(this.scaler);
+    return { scale, cleanSteps };
+  }
+
+  /** Restores the state {@linkcode Trainer.readLossScale} returned (fp16 only). */
+  writeLossScale(state: { scale: number; cleanSteps: number }, source: string): void {
+    if (!this.scaler) throw new Error(`${source}: a loss scale needs fp16 training`);
+    const { scale, cleanSteps } = state;
+    if (
+      !(Number.isFinite(scale) && scale > 0) || !(Number.isInteger(cleanSteps) && cleanSteps >= 0)
+    ) {
+      throw new RangeError(
+        `${source}: lossScale must hold a finite scale > 0 and an integer cleanSteps ≥ 0, got ` +
+          JSON.stringify(state),
+      );
+    }
+    this.gpu.write(this.scaler, new Float32Array([scale, cleanSteps]));
+  }
+
   /** Frees gradients and moments. */
   release(): void {
     const flat = new Set(this.slabs.flatMap((s) => [s.grad, s.m, s.v]).map((t) => t.allocation));
@@ -537,6 +622,13 @@ export class Trainer {
     }
     for (const s of this.slabs) this.gpu.release(s.grad, s.m, s.v);
     this.slabs = [];
+    if (this.half) {
+      this.model.useHalfWeights(null);
+      this.half.release();
+      this.half = null;
+    }
+    if (this.scaler) this.gpu.release(this.scaler);
+    this.scaler = null;
   }
 }
 
