@@ -140,9 +140,16 @@ Deno.test("fp16 stores the [R,H] and [R,I] activations and the layer inputs in 2
   equal(ckpt.activations, 2 * (embeddings + 4 * 2 * R * H) + perLayer);
   // The f16 weight copies: q, k, v, attention output, intermediate and output weights per layer.
   equal(plan.halfWeights, 2 * 4 * (4 * H * H + 2 * H * I));
-  // The workspace adds the f32 widenings of one layer's backward: 5 [R,H] and one [R,I].
+  // The workspace adds one layer's f32 forward values before rounding (9 [R,H] and 2 [R,I]), for
+  // queries and passages in one forward pass (the backward's f32 widenings reuse those buffers).
   const f32 = memoryPlan(c, o);
-  equal(plan.workspace - f32.workspace, 4 * (5 * R * H + R * I));
+  equal(plan.workspace - f32.workspace, 4 * 2 * R * (9 * H + 2 * I));
+  // One chunk's rows with GradCache.
+  const gc = { ...o, gradCacheChunk: 2 };
+  equal(
+    memoryPlan(c, { ...gc, fp16: true }).workspace - memoryPlan(c, gc).workspace,
+    4 * 2 * T * (9 * H + 2 * I),
+  );
   equal(
     plan.total,
     plan.parameters + plan.gradients + plan.adamState + plan.halfWeights + plan.activations +
