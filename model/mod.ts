@@ -40,7 +40,14 @@ export {
 } from "./sentence_transformers.ts";
 export { type Param, XlmrParams } from "./params.ts";
 export { initModelDir, randomWeights } from "./init.ts";
-export { makeTokenBatch, type Pooling, type TokenBatch, XlmrModel } from "./xlmr.ts";
+export {
+  makeTokenBatch,
+  MIXED_HALF_SAVED,
+  type Pooling,
+  type TokenBatch,
+  XlmrModel,
+} from "./xlmr.ts";
+export { HalfWeights } from "./half_weights.ts";
 export { type EmbedInput, type EmbedOptions, Encoder } from "./encoder.ts";
 export {
   referenceForward,
