@@ -93,6 +93,8 @@ export interface TrainerOptions {
    * the backward are stored in f16 (model/xlmr.ts); master weights, gradients, AdamW moments,
    * LayerNorm/softmax/loss statistics and all accumulation stay f32. The loss gradient is scaled
    * dynamically with PyTorch GradScaler semantics ({@linkcode TrainerOptions.lossScale}).
+   * One difference: a skipped step still advances AdamW's bias-correction count (the host learns
+   * of the skip only at the next read-back), where PyTorch's optimiser would not count it.
    * Needs the adapter feature shader-f16.
    */
   fp16: boolean;
