@@ -3,14 +3,15 @@
  * ids and profiles one of them.
  *
  * `deno run -A cli.ts bench step --config tiny|small|base --batch-size B --max-length T
- *   [--steps N] [--warmup W] [--vocab V] [--hard-negatives K] [--no-profile] [--json]`
+ *   [--steps N] [--warmup W] [--vocab V] [--hard-negatives K] [--fp16] [--no-profile] [--json]`
  *
  * Timed steps: each is recorded, submitted and waited for on its own (wall time), giving tokens/s
  * and pairs/s, dispatches and submits per step, and the peak of pooled device memory.
  *
  * Profile: one more step runs with every dispatch captured (the `Gpu` instance's `dispatch` is
  * wrapped; nothing in the runtime changes) and tagged with its phase (zero_grad, forward, loss,
- * backward, optimizer). Afterwards the captured dispatches are replayed inside `gpu.timeGpu`,
+ * backward, optimizer; with `--fp16` also f16_weights, the re-cast of the f16 weight copies that
+ * opens each step). Afterwards the captured dispatches are replayed inside `gpu.timeGpu`,
  * once grouped by phase and once grouped by kernel (matmuls by shape), giving GPU times per phase
  * and per kernel — the matmul share among them. Replays run on the same buffers as the real step,
  * except that integer (index) tensors are replaced by zero-filled scratch buffers so that no
@@ -65,6 +66,10 @@ export const BENCH_STEP_FLAGS = defineFlags({
       type: "boolean",
       description: "run --baseline, then the default, in one process and compare them",
     },
+    fp16: {
+      type: "boolean",
+      description: "mixed-precision training (TrainerOptions.fp16), in both runs of --ab too",
+    },
     json: { type: "boolean", description: "print one JSON object instead of the summary" },
   },
 });
@@ -93,6 +98,8 @@ export interface StepBenchOptions {
    * dispatch per tensor; queries and passages in separate passes). Default false.
    */
   baseline?: boolean;
+  /** Mixed precision (TrainerOptions.fp16; planned with fp16 too). Default false. */
+  fp16?: boolean;
 }
 
 /** One kernel group of the profile. */
@@ -116,6 +123,8 @@ export interface StepBenchResult {
   batch_size: number;
   passages: number;
   max_length: number;
+  /** Mixed precision (`--fp16`): the trainer ran with fp16 and `planned_bytes` is the fp16 plan. */
+  fp16: boolean;
   steps: number;
   /** Median wall time of one step (record + submit + wait). */
   step_ms: number;
@@ -127,7 +136,7 @@ export interface StepBenchResult {
   submits_per_step: number;
   /** Peak of pooled device memory (gpu.peakBytes) over the whole run. */
   peak_bytes: number;
-  /** training/memory_plan.ts's total for the same shape. */
+  /** training/memory_plan.ts's total for the same shape (and precision). */
   planned_bytes: number;
   /** GPU ms per phase from the replayed step (null without timestamps or with --no-profile). */
   phases: Record<string, number> | null;
@@ -220,16 +229,19 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
       `bench step: --max-length must be in [2, ${maxTokens}] for ${o.config}, got ${o.maxLength}`,
     );
   }
+  const fp16 = o.fp16 ?? false;
   const plan = memoryPlan(config, {
     batchSize: o.batchSize,
     maxLength: o.maxLength,
     hardNegatives,
+    fp16,
   });
   const next = mulberry32(seed);
   const params = XlmrParams.init(gpu, config, seed);
   const trainer = new Trainer(params, {
     ...DEFAULT_TRAINER_OPTIONS,
     checkpointing: o.checkpointing ?? DEFAULT_TRAINER_OPTIONS.checkpointing,
+    fp16,
     ...(o.baseline ? { flatOptimizer: false, jointEncode: false } : {}),
   });
   const P = o.batchSize * (1 + hardNegatives);
@@ -265,7 +277,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
   let kernels: KernelShare[] | null = null;
   let matmulMs: number | null = null, coverage: number | null = null;
   if (o.profile !== false && gpu.hasTimestamps) {
-    const captured = captureStep(gpu, trainer, batches[warmup + steps]);
+    const captured = captureStep(gpu, trainer, batches[warmup + steps], fp16);
     await gpu.sync();
     await trainer.collect();
     // Integer tensors are indices (token ids, scatter plans): replay them as zeros.
@@ -288,7 +300,8 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     await gpu.sync();
     await replay(gpu, captured.slice(0, 50), scratch); // warm the pipelines again
     phases = {};
-    for (const phase of ["zero_grad", "forward", "loss", "backward", "optimizer"]) {
+    const names = ["zero_grad", "forward", "loss", "backward", "optimizer"];
+    for (const phase of fp16 ? ["f16_weights", ...names] : names) {
       const ms = await replay(gpu, captured.filter((c) => c.phase === phase), scratch);
       phases[phase] = round(ms ?? 0);
     }
@@ -333,6 +346,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     batch_size: o.batchSize,
     passages: P,
     max_length: o.maxLength,
+    fp16,
     steps,
     step_ms: round(stepMs),
     step_ms_all: times.map((t) => round(t)),
@@ -353,10 +367,18 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
   };
 }
 
-/** Runs one step with every dispatch recorded and tagged with its phase. */
-function captureStep(gpu: Gpu, trainer: Trainer, batch: { q: number[][]; p: number[][] }) {
+/**
+ * Runs one step with every dispatch recorded and tagged with its phase. With fp16, what runs
+ * before the forward is the re-cast of the f16 weight copies.
+ */
+function captureStep(
+  gpu: Gpu,
+  trainer: Trainer,
+  batch: { q: number[][]; p: number[][] },
+  fp16: boolean,
+) {
   const captured: Captured[] = [];
-  let phase = "zero_grad";
+  let phase = fp16 ? "f16_weights" : "zero_grad";
   const model = trainer.model;
   const dispatch = gpu.dispatch;
   const forward = model.forward;
@@ -401,7 +423,9 @@ export function formatStepBench(r: StepBenchResult): string {
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
   const lines = [
     `step ${r.config} (H ${r.hidden}, L ${r.layers}, heads ${r.heads}, I ${r.intermediate}, ` +
-    `vocab ${r.vocab}, ${r.parameters.toLocaleString("en-US")} params), batch ${r.batch_size} ` +
+    `vocab ${r.vocab}, ${r.parameters.toLocaleString("en-US")} params${
+      r.fp16 ? ", mixed precision" : ""
+    }), batch ${r.batch_size} ` +
     `queries + ${r.passages} passages × ${r.max_length} tokens on ${r.adapter}`,
     `  step ${r.step_ms} ms (median of ${r.steps}: ${r.step_ms_all.join(", ")}), ` +
     `${r.tokens_per_s} tokens/s, ${r.pairs_per_s} pairs/s`,
@@ -458,6 +482,7 @@ export async function benchStepCommand(args: string[]): Promise<void> {
       seed: f.seed,
       profile: !f["no-profile"],
       baseline,
+      fp16: f.fp16,
     });
   if (f.ab) {
     const baseline = await run(true), current = await run(false);
