@@ -388,6 +388,7 @@ export async function trainCommand(args: string[]): Promise<void> {
       maxLength: opts.maxLength ?? DEFAULT_TRAIN_OPTIONS.maxLength,
       freezeEmbeddings: opts.freezeEmbeddings,
       checkpointing: opts.checkpointing,
+      fp16: opts.fp16,
       gradCacheChunk: opts.gradCacheChunk,
     });
   }
