@@ -18,6 +18,10 @@
  * 1 − p and scaled by 1/(1 − p), with the mask of `kernels/dropout.ts` at index
  * ((firstSequence + b)·heads + h)·seq² + i·seq + j (query row i, key j), so the backward given the
  * same `drop` uses the same mask; the log-sum-exp is that of the undropped softmax.
+ *
+ * {@linkcode attentionPacked} and {@linkcode attentionBackwardPacked} take q, k and v packed in
+ * one `[B·T, 3·heads·headDim]` tensor (a fused QKV product's output) and give the gradient in the
+ * same packed layout, bit for bit what the unpacked functions give on the column blocks.
  * @module
  */
 import { Gpu } from "./runtime.ts";
@@ -50,12 +54,20 @@ const R = "read", RW = "read_write";
 /** A binding read through WGSL variable `wgsl` as `type` (the entry points' own variables). */
 const via = (access: typeof R | typeof RW, type: string, wgsl: string) =>
   ({ access, type, wgsl }) as const;
-/** Template variants the binding test compiles (the smallest head and row counts and larger). */
-const TEST_VARIANTS = [{ d4: 1, rows: 1, drop: 0 }, { d4: 16, rows: 2, drop: 0 }, {
-  d4: 2,
-  rows: 2,
-  drop: 1,
-}];
+/**
+ * Template variants the binding test compiles (the smallest head and row counts and larger, with
+ * and without dropout, unpacked and packed q|k|v).
+ */
+const TEST_VARIANTS = [
+  { d4: 1, rows: 1, drop: 0, packed: 0 },
+  { d4: 16, rows: 2, drop: 0, packed: 0 },
+  { d4: 2, rows: 2, drop: 1, packed: 0 },
+  { d4: 1, rows: 1, drop: 0, packed: 1 },
+  { d4: 2, rows: 2, drop: 1, packed: 1 },
+];
+/** A binding that only the unpacked (packed: 0) or only the packed (packed: 1) variant uses. */
+const only = (access: typeof R | typeof RW, type: string, wgsl: string) =>
+  ({ access, type, wgsl, optional: true }) as const;
 const ATTENTION = kernels("attention.wgsl", {
   forward: {
     entries: ["forward"],
@@ -106,8 +118,11 @@ const ATTENTION = kernels("attention.wgsl", {
       v: via(R, "vec4f", "kv_v"),
       stats: via(R, "vec2f", "kv_stats"),
       mask: via(R, "f32", "kv_mask"),
-      dk: via(RW, "vec4f", "kv_dk"),
-      dv: via(RW, "vec4f", "kv_dv"),
+      // Unpacked: dk and dv. Packed: both into the k and v blocks of dqkv through one binding
+      // (two writable bindings may not alias one buffer).
+      dk: only(RW, "vec4f", "kv_dk"),
+      dv: only(RW, "vec4f", "kv_dv"),
+      dqkv: only(RW, "vec4f", "kv_dqkv"),
     },
   },
 });
@@ -266,6 +281,106 @@ function params(
   };
 }
 
+/** Accepts a packed q|k|v tensor `[B·T, 3·H·D]` or `[B, T, 3·H·D]`, f32. */
+function checkPacked(op: string, qkv: Tensor, dims: AttentionDims): void {
+  const { batch: B, seq: T, heads: H, headDim: D } = dims;
+  if (qkv.dtype !== "f32") throw new TypeError(`${op}: qkv must be f32, got ${qkv}`);
+  const s = qkv.shape;
+  const ok = (s.length === 2 && s[0] === B * T && s[1] === 3 * H * D) ||
+    (s.length === 3 && s[0] === B && s[1] === T && s[2] === 3 * H * D);
+  if (!ok) {
+    throw new RangeError(
+      `${op}: qkv ${qkv} does not match [batch·seq, 3·heads·headDim] = [${B * T}, ${3 * H * D}]`,
+    );
+  }
+}
+
+/** The q, k and v read by the kernels: three tensors, or one packed tensor bound to all three. */
+type Sources = { q: Tensor; k: Tensor; v: Tensor; packed: 0 | 1 };
+
+/** The forward dispatch shared by {@linkcode attention} and {@linkcode attentionPacked}. */
+function forward(
+  gpu: Gpu,
+  src: Sources,
+  mask: Tensor,
+  dims: AttentionDims,
+  scale: number,
+  drop: AttentionDropout | undefined,
+  outShape: readonly number[],
+): { out: Tensor; lse: Tensor } {
+  const out = gpu.alloc(outShape, "f32", "attention.out");
+  const lse = gpu.alloc([dims.batch, dims.heads, dims.seq], "f32", "attention.lse");
+  const pl = attentionPlanFor(gpu, dims);
+  gpu.run(
+    ATTENTION.forward,
+    {
+      constants: { WG: pl.wg },
+      template: { d4: dims.headDim / 4, rows: pl.rows, drop: drop ? 1 : 0, packed: src.packed },
+    },
+    { q: src.q, k: src.k, v: src.v, mask, out, lse },
+    params(dims, scale, pl.groups, drop),
+    pl.workgroups,
+  );
+  return { out, lse };
+}
+
+/**
+ * The backward dispatches shared by {@linkcode attentionBackward} and
+ * {@linkcode attentionBackwardPacked}: delta, then dq into `grads.dq`, then dk and dv into
+ * `grads.dk` and `grads.dv` (unpacked) or `grads.dqkv` (packed, the tensor `grads.dq` is too).
+ * The gradient tensors are allocated by `alloc` inside the backward's scope.
+ */
+function backward<G extends { dq: Tensor }>(
+  gpu: Gpu,
+  name: string,
+  dOut: Tensor,
+  src: Sources,
+  out: Tensor,
+  lse: Tensor,
+  mask: Tensor,
+  dims: AttentionDims,
+  scale: number,
+  drop: AttentionDropout | undefined,
+  alloc: () => G,
+  writes: (g: G) => { dk?: Tensor; dv?: Tensor; dqkv?: Tensor },
+): G {
+  const pl = planFor(gpu, dims);
+  const spec = (rows: number, wg: number, dropping = drop !== undefined) => ({
+    constants: { WG: wg },
+    template: { d4: dims.headDim / 4, rows, drop: dropping ? 1 : 0, packed: src.packed },
+  });
+  const { q, k, v } = src;
+  // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
+  return gpu.scope(() => {
+    const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
+    const rowCount = dims.batch * dims.heads * dims.seq;
+    gpu.run(
+      ATTENTION.delta,
+      spec(1, 64, false), // D_i = dOut_i·out_i holds with dropout too
+      { dOut, out, lse, stats },
+      params(dims, scale, dims.seq),
+      Gpu.grid(Math.ceil(rowCount / 64)),
+    );
+    const grads = alloc();
+    gpu.run(
+      ATTENTION.dq,
+      spec(pl.rows, pl.wg),
+      { dOut, q, k, v, stats, mask, dq: grads.dq },
+      params(dims, scale, pl.groups, drop),
+      pl.workgroups,
+    );
+    gpu.run(
+      ATTENTION.dkdv,
+      spec(pl.rows, pl.wg),
+      { dOut, q, k, v, stats, mask, ...writes(grads) },
+      params(dims, scale, pl.groups, drop),
+      pl.workgroups,
+    );
+    // Later dispatches in the same pass run after these, so the pool may hand it out again now.
+    return grads;
+  }, name);
+}
+
 /**
  * Fused scaled dot-product attention with an online softmax: one pass over keys, no `[seq×seq]`
  * matrix in device memory; saves the per-row log-sum-exp for backward.
@@ -300,20 +415,52 @@ export function attention(
   checkActivation(op, "k", k, dims);
   checkActivation(op, "v", v, dims);
   checkMask(op, mask, dims);
-  const out = gpu.alloc(q.shape, "f32", "attention.out");
-  const lse = gpu.alloc([dims.batch, dims.heads, dims.seq], "f32", "attention.lse");
-  const pl = attentionPlanFor(gpu, dims);
-  gpu.run(
-    ATTENTION.forward,
-    {
-      constants: { WG: pl.wg },
-      template: { d4: dims.headDim / 4, rows: pl.rows, drop: drop ? 1 : 0 },
-    },
-    { q, k, v, mask, out, lse },
-    params(dims, scale, pl.groups, drop),
-    pl.workgroups,
-  );
-  return { out, lse };
+  return forward(gpu, { q, k, v, packed: 0 }, mask, dims, scale, drop, q.shape);
+}
+
+/**
+ * Fused attention over a packed `[B·T, 3H]` q|k|v tensor (H = heads·headDim; also accepted as
+ * `[B, T, 3H]`): row r holds q_r in columns [0, H), k_r in [H, 2H) and v_r in [2H, 3H), which is
+ * what one fused QKV product `[B·T, H]·[3H, H]ᵀ` writes. The same result, bit for bit, as
+ * {@linkcode attention} on its three column blocks (same arithmetic and order; only the indexing
+ * differs), with the same work split (a tuned one too). `out` is `[B·T, H]` (`[B, T, H]` for a
+ * 3-D qkv); `lse` is `[B, heads, T]`.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { attentionPacked } from "./attention.ts";
+ * const gpu = await Gpu.create();
+ * const dims = { batch: 1, seq: 2, heads: 1, headDim: 4 };
+ * // Row r: q_r | k_r | v_r.
+ * const qkv = gpu.fromArray(
+ *   new Float32Array([
+ *     ...[1, 0, 0, 0], ...[1, 0, 0, 0], ...[1, 2, 3, 4],
+ *     ...[0, 1, 0, 0], ...[0, 1, 0, 0], ...[5, 6, 7, 8],
+ *   ]),
+ *   [2, 12],
+ * );
+ * const mask = gpu.fromArray(new Float32Array([1, 1]), [1, 2]);
+ * const { out, lse } = attentionPacked(gpu, qkv, mask, dims);
+ * console.log(out.shape, await gpu.read(out)); // [2, 4]: each row a mix of the two value rows
+ * gpu.release(qkv, mask, out, lse);
+ * ```
+ */
+export function attentionPacked(
+  gpu: Gpu,
+  qkv: Tensor,
+  mask: Tensor,
+  dims: AttentionDims,
+  drop?: AttentionDropout,
+): { out: Tensor; lse: Tensor } {
+  const op = "attentionPacked";
+  const scale = checkDims(op, dims);
+  checkDrop(op, drop, dims);
+  if (drop?.p === 0) drop = undefined;
+  checkPacked(op, qkv, dims);
+  checkMask(op, mask, dims);
+  const outShape = [...qkv.shape.slice(0, -1), dims.heads * dims.headDim];
+  return forward(gpu, { q: qkv, k: qkv, v: qkv, packed: 1 }, mask, dims, scale, drop, outShape);
 }
 
 /**
@@ -357,40 +504,85 @@ export function attentionBackward(
   checkActivation(op, "out", out, dims);
   checkLse(op, lse, dims);
   checkMask(op, mask, dims);
-  const pl = planFor(gpu, dims);
-  const spec = (rows: number, wg: number, dropping = drop !== undefined) => ({
-    constants: { WG: wg },
-    template: { d4: dims.headDim / 4, rows, drop: dropping ? 1 : 0 },
-  });
-  // (lse, delta) pairs per row: both backward kernels then fit in 8 storage bindings.
-  return gpu.scope(() => {
-    const stats = gpu.alloc([dims.batch, dims.heads, dims.seq, 2], "f32", "attention.stats");
-    const rowCount = dims.batch * dims.heads * dims.seq;
-    gpu.run(
-      ATTENTION.delta,
-      spec(1, 64, false), // D_i = dOut_i·out_i holds with dropout too
-      { dOut, out, lse, stats },
-      params(dims, scale, dims.seq),
-      Gpu.grid(Math.ceil(rowCount / 64)),
-    );
-    const dq = gpu.alloc(q.shape, "f32", "attention.dq");
-    const dk = gpu.alloc(k.shape, "f32", "attention.dk");
-    const dv = gpu.alloc(v.shape, "f32", "attention.dv");
-    gpu.run(
-      ATTENTION.dq,
-      spec(pl.rows, pl.wg),
-      { dOut, q, k, v, stats, mask, dq },
-      params(dims, scale, pl.groups, drop),
-      pl.workgroups,
-    );
-    gpu.run(
-      ATTENTION.dkdv,
-      spec(pl.rows, pl.wg),
-      { dOut, q, k, v, stats, mask, dk, dv },
-      params(dims, scale, pl.groups, drop),
-      pl.workgroups,
-    );
-    // Later dispatches in the same pass run after these, so the pool may hand it out again now.
-    return { dq, dk, dv };
-  }, "attentionBackward");
+  return backward(
+    gpu,
+    op,
+    dOut,
+    { q, k, v, packed: 0 },
+    out,
+    lse,
+    mask,
+    dims,
+    scale,
+    drop,
+    () => ({
+      dq: gpu.alloc(q.shape, "f32", "attention.dq"),
+      dk: gpu.alloc(k.shape, "f32", "attention.dk"),
+      dv: gpu.alloc(v.shape, "f32", "attention.dv"),
+    }),
+    ({ dk, dv }) => ({ dk, dv }),
+  );
+}
+
+/**
+ * Backward of {@linkcode attentionPacked}: the gradient with respect to the packed q|k|v tensor,
+ * `dqkv` (f32, qkv's shape), row r holding dq_r | dk_r | dv_r in the column blocks of qkv, so that
+ * one product gives dX and one gives dW of a fused QKV projection. Bit for bit the dq, dk and dv
+ * of {@linkcode attentionBackward} on the column blocks. `dOut` and `out` are `[B·T, H]` (or
+ * `[B, T, H]`), as {@linkcode attentionPacked} returns `out`. dq is written in one dispatch, dk
+ * and dv in another through a single writable binding; masked keys get zero dk and dv.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { attentionBackwardPacked, attentionPacked } from "./attention.ts";
+ * const gpu = await Gpu.create();
+ * const dims = { batch: 1, seq: 2, heads: 1, headDim: 4 };
+ * const qkv = gpu.fromArray(
+ *   new Float32Array([
+ *     ...[1, 0, 0, 0], ...[1, 0, 0, 0], ...[1, 2, 3, 4],
+ *     ...[0, 1, 0, 0], ...[0, 1, 0, 0], ...[5, 6, 7, 8],
+ *   ]),
+ *   [2, 12],
+ * );
+ * const mask = gpu.fromArray(new Float32Array([1, 1]), [1, 2]);
+ * const { out, lse } = attentionPacked(gpu, qkv, mask, dims);
+ * const dqkv = attentionBackwardPacked(gpu, out, qkv, out, lse, mask, dims);
+ * console.log(dqkv.shape, await gpu.read(dqkv)); // [2, 12]: dq | dk | dv per row
+ * gpu.release(qkv, mask, out, lse, dqkv);
+ * ```
+ */
+export function attentionBackwardPacked(
+  gpu: Gpu,
+  dOut: Tensor,
+  qkv: Tensor,
+  out: Tensor,
+  lse: Tensor,
+  mask: Tensor,
+  dims: AttentionDims,
+  drop?: AttentionDropout,
+): Tensor {
+  const op = "attentionBackwardPacked";
+  const scale = checkDims(op, dims);
+  checkDrop(op, drop, dims);
+  if (drop?.p === 0) drop = undefined;
+  checkActivation(op, "dOut", dOut, dims);
+  checkPacked(op, qkv, dims);
+  checkActivation(op, "out", out, dims);
+  checkLse(op, lse, dims);
+  checkMask(op, mask, dims);
+  return backward(
+    gpu,
+    op,
+    dOut,
+    { q: qkv, k: qkv, v: qkv, packed: 1 },
+    out,
+    lse,
+    mask,
+    dims,
+    scale,
+    drop,
+    () => ({ dq: gpu.alloc(qkv.shape, "f32", "attention.dqkv") }),
+    ({ dq }) => ({ dqkv: dq }),
+  ).dq;
 }

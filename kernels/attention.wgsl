@@ -20,6 +20,14 @@
 // the softmax normaliser and lse keep every key. The backward uses the same mask: dV_j = Σ_i
 // P_ij Z_ij dOut_i, dS_ij = P_ij (Z_ij dOut_i·v_j − D_i) with D_i = dOut_i·out_i as before.
 // Without `drop` the code is exactly the undropped kernel.
+//
+// `packed` = 1 reads q, k and v from one packed tensor qkv = [B·T, 3·H·D] (what a fused QKV
+// product writes: row r holds q_r, k_r, v_r side by side), bound to the q, k and v bindings alike
+// (read-only bindings may alias): row stride 3·heads·D4 vec4, q, k, v at column offsets 0,
+// heads·D4 and 2·heads·D4 (qkv_base). dq then goes into the q block of a packed dqkv tensor of
+// the same shape (the dq binding), and dk, dv into its k and v blocks through the one read_write
+// binding kv_dqkv (two writable bindings may not alias one buffer). out, dOut and the stats keep
+// their layouts. Only the indices change: every sum runs in the same order (bit-identical results).
 
 // @bindings generated from ATTENTION in attention.ts: every entry point has
 //   p: Params { batch: u32, seq: u32, heads: u32, scale: f32, groups: u32, drop_key: u32,
@@ -29,7 +37,16 @@
 //   backward_delta: dl_do, dl_out (vec4f), dl_lse (f32) → dl_stats (vec2f)
 //   backward_dq: qd_do, qd_q, qd_k, qd_v (vec4f), qd_stats (vec2f), qd_mask (f32) → qd_dq
 //   backward_dkdv: kv_do, kv_q, kv_k, kv_v (vec4f), kv_stats (vec2f), kv_mask (f32) → kv_dk, kv_dv
+//     (unpacked), or → kv_dqkv (packed: dk and dv blocks of dqkv)
 
+{#
+  Base indices of the q, k and v rows read (and of dq, dk, dv written): unpacked, those of the
+  [B, T, H·D] layout (qb, kb); packed, the blocks of qkv (pq, pk, pv).
+#}{% set Q = "pq" if packed else "qb" -%}
+{% set K = "pk" if packed else "kb" -%}
+{% set V = "pv" if packed else "kb" -%}
+{% set DK = "kv_dqkv" if packed else "kv_dk" -%}
+{% set DV = "kv_dqkv" if packed else "kv_dv" -%}
 override WG: u32 = 64u;
 const D4 = {{ d4 }}u;
 const ROWS = {{ rows }}u;
@@ -39,7 +56,13 @@ fn row_base(b: u32, t: u32, h: u32) -> u32 {
   return ((b * p.seq + t) * p.heads + h) * D4;
 }
 
-fn hsum(x: vec4f) -> f32 {
+{% if packed %}// Index of row (b, t, h)'s first vec4 of block `blk` (0: q, 1: k, 2: v) in the packed
+// [B·T, 3·H·D] qkv (or dqkv) tensor seen as array<vec4f>.
+fn qkv_base(b: u32, t: u32, h: u32, blk: u32) -> u32 {
+  return (((b * p.seq + t) * 3u + blk) * p.heads + h) * D4;
+}
+
+{% endif %}fn hsum(x: vec4f) -> f32 {
   return (x.x + x.y) + (x.z + x.w);
 }
 
@@ -89,7 +112,8 @@ fn forward(
   // Rows past the end repeat the last row (same work, no write): no divergent loads.
 {% for r in range(rows) %}  let i{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
   let qb{{ r }} = row_base(b, i{{ r }}, h);
-{% for d in range(d4) %}  let q{{ r }}_{{ d }} = fq[qb{{ r }} + {{ d }}u] * p.scale;
+{% if packed %}  let pq{{ r }} = qkv_base(b, i{{ r }}, h, 0u);
+{% endif %}{% for d in range(d4) %}  let q{{ r }}_{{ d }} = fq[{{ Q }}{{ r }} + {{ d }}u] * p.scale;
   var a{{ r }}_{{ d }} = vec4f(0.0);
 {% endfor %}  var m{{ r }} = -3.0e38;  // running max (finite: exp(m − m_new) never sees inf − inf)
   var l{{ r }} = 0.0;       // running Σ exp(s − m)
@@ -97,10 +121,12 @@ fn forward(
   let mrow = b * p.seq;
   for (var j = 0u; j < p.seq; j++) {
     if (fmask[mrow + j] > 0.5) {
-      let kb = row_base(b, j, h);
-{% for d in range(d4) %}      let k{{ d }} = fk[kb + {{ d }}u];
+{% if packed %}      let pk = qkv_base(b, j, h, 1u);
+      let pv = qkv_base(b, j, h, 2u);
+{% else %}      let kb = row_base(b, j, h);
+{% endif %}{% for d in range(d4) %}      let k{{ d }} = fk[{{ K }} + {{ d }}u];
 {% endfor %}{% for r in range(rows) %}      let s{{ r }} = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ r }}_{{ d }} * k{{ d }}{% endfor %});
-{% endfor %}{% for d in range(d4) %}      let v{{ d }} = fv[kb + {{ d }}u];
+{% endfor %}{% for d in range(d4) %}      let v{{ d }} = fv[{{ V }} + {{ d }}u];
 {% endfor %}{% for r in range(rows) %}      {
         let mn = max(m{{ r }}, s{{ r }});
         let c = exp(m{{ r }} - mn);
@@ -159,17 +185,20 @@ fn backward_dq(
   if (b >= p.batch) { return; }
 {% for r in range(rows) %}  let i{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
   let qb{{ r }} = row_base(b, i{{ r }}, h);
-  let st{{ r }} = qd_stats[stat_index(b, h, i{{ r }})];
-{% for d in range(d4) %}  let q{{ r }}_{{ d }} = qd_q[qb{{ r }} + {{ d }}u] * p.scale;
+{% if packed %}  let pq{{ r }} = qkv_base(b, i{{ r }}, h, 0u);
+{% endif %}  let st{{ r }} = qd_stats[stat_index(b, h, i{{ r }})];
+{% for d in range(d4) %}  let q{{ r }}_{{ d }} = qd_q[{{ Q }}{{ r }} + {{ d }}u] * p.scale;
   let g{{ r }}_{{ d }} = qd_do[qb{{ r }} + {{ d }}u];
   var a{{ r }}_{{ d }} = vec4f(0.0);
 {% endfor %}{% endfor %}
   let mrow = b * p.seq;
   for (var j = 0u; j < p.seq; j++) {
     if (qd_mask[mrow + j] > 0.5) {
-      let kb = row_base(b, j, h);
-{% for d in range(d4) %}      let k{{ d }} = qd_k[kb + {{ d }}u];
-      let v{{ d }} = qd_v[kb + {{ d }}u];
+{% if packed %}      let pk = qkv_base(b, j, h, 1u);
+      let pv = qkv_base(b, j, h, 2u);
+{% else %}      let kb = row_base(b, j, h);
+{% endif %}{% for d in range(d4) %}      let k{{ d }} = qd_k[{{ K }} + {{ d }}u];
+      let v{{ d }} = qd_v[{{ V }} + {{ d }}u];
 {% endfor %}{% for r in range(rows) %}      {
         let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ r }}_{{ d }} * k{{ d }}{% endfor %});
         let dp = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}g{{ r }}_{{ d }} * v{{ d }}{% endfor %});
@@ -180,7 +209,7 @@ fn backward_dq(
 {% endfor %}    }
   }
 {% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
-{% for d in range(d4) %}    qd_dq[qb{{ r }} + {{ d }}u] = a{{ r }}_{{ d }} * p.scale;
+{% for d in range(d4) %}    qd_dq[{{ Q }}{{ r }} + {{ d }}u] = a{{ r }}_{{ d }} * p.scale;
 {% endfor %}  }
 {% endfor %}}
 
@@ -200,17 +229,20 @@ fn backward_dkdv(
   if (b >= p.batch) { return; }
   let mrow = b * p.seq;
 {% for r in range(rows) %}  let j{{ r }} = min(t.z + {{ r }}u, p.seq - 1u);
-  let kb{{ r }} = row_base(b, j{{ r }}, h);
-  let real{{ r }} = kv_mask[mrow + j{{ r }}] > 0.5;
-{% for d in range(d4) %}  let k{{ r }}_{{ d }} = kv_k[kb{{ r }} + {{ d }}u] * p.scale;
-  let v{{ r }}_{{ d }} = kv_v[kb{{ r }} + {{ d }}u];
+{% if packed %}  let pk{{ r }} = qkv_base(b, j{{ r }}, h, 1u);
+  let pv{{ r }} = qkv_base(b, j{{ r }}, h, 2u);
+{% else %}  let kb{{ r }} = row_base(b, j{{ r }}, h);
+{% endif %}  let real{{ r }} = kv_mask[mrow + j{{ r }}] > 0.5;
+{% for d in range(d4) %}  let k{{ r }}_{{ d }} = kv_k[{{ K }}{{ r }} + {{ d }}u] * p.scale;
+  let v{{ r }}_{{ d }} = kv_v[{{ V }}{{ r }} + {{ d }}u];
   var dk{{ r }}_{{ d }} = vec4f(0.0);
   var dv{{ r }}_{{ d }} = vec4f(0.0);
 {% endfor %}{% endfor %}
   for (var i = 0u; i < p.seq; i++) {
     let st = kv_stats[stat_index(b, h, i)];
     let qb = row_base(b, i, h);
-{% for d in range(d4) %}    let q{{ d }} = kv_q[qb + {{ d }}u];
+{% if packed %}    let pq = qkv_base(b, i, h, 0u);
+{% endif %}{% for d in range(d4) %}    let q{{ d }} = kv_q[{{ Q }} + {{ d }}u];
     let g{{ d }} = kv_do[qb + {{ d }}u];
 {% endfor %}{% for r in range(rows) %}    {
       let s = hsum({% for d in range(d4) %}{% if d > 0 %} + {% endif %}q{{ d }} * k{{ r }}_{{ d }}{% endfor %});
@@ -228,7 +260,7 @@ fn backward_dkdv(
 {% endfor %}  }
 {% for r in range(rows) %}  if (t.z + {{ r }}u < p.seq) {
     // A masked key's sums are garbage (its scores were never normalised): write zeros.
-{% for d in range(d4) %}    kv_dk[kb{{ r }} + {{ d }}u] = select(vec4f(0.0), dk{{ r }}_{{ d }} * p.scale, real{{ r }});
-    kv_dv[kb{{ r }} + {{ d }}u] = select(vec4f(0.0), dv{{ r }}_{{ d }}, real{{ r }});
+{% for d in range(d4) %}    {{ DK }}[{{ K }}{{ r }} + {{ d }}u] = select(vec4f(0.0), dk{{ r }}_{{ d }} * p.scale, real{{ r }});
+    {{ DV }}[{{ V }}{{ r }} + {{ d }}u] = select(vec4f(0.0), dv{{ r }}_{{ d }}, real{{ r }});
 {% endfor %}  }
 {% endfor %}}

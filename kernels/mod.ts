@@ -63,7 +63,13 @@ export {
 } from "./layer_norm.ts";
 export { gelu, geluBackward, tanh, tanhBackward } from "./gelu.ts";
 export { softmax, softmaxBackward } from "./softmax.ts";
-export { attention, attentionBackward, type AttentionDims } from "./attention.ts";
+export {
+  attention,
+  attentionBackward,
+  attentionBackwardPacked,
+  type AttentionDims,
+  attentionPacked,
+} from "./attention.ts";
 export {
   buildScatterPlan,
   gatherRows,
