@@ -60,7 +60,7 @@ export const BENCH_STEP_FLAGS = defineFlags({
     "no-profile": { type: "boolean", description: "skip the captured-and-replayed profile step" },
     baseline: {
       type: "boolean",
-      description: "per-tensor AdamW/norm/zeroing and separate query/passage passes (A/B baseline)",
+      description: "per-tensor optimiser, separate q/k/v products and query/passage passes (A/B)",
     },
     ab: {
       type: "boolean",
@@ -94,8 +94,9 @@ export interface StepBenchOptions {
   /** Activation checkpointing in the trainer (default false; bench suite turns it on). */
   checkpointing?: boolean;
   /**
-   * The A/B baseline: TrainerOptions.flatOptimizer and jointEncode off (one AdamW, norm and zeroing
-   * dispatch per tensor; queries and passages in separate passes). Default false.
+   * The A/B baseline: TrainerOptions.flatOptimizer, jointEncode and fuseQkv off (one AdamW, norm
+   * and zeroing dispatch per tensor; three q/k/v products; queries and passages in separate
+   * passes). Default false.
    */
   baseline?: boolean;
   /** Mixed precision (TrainerOptions.fp16; planned with fp16 too). Default false. */
@@ -242,7 +243,7 @@ export async function runStepBench(gpu: Gpu, o: StepBenchOptions): Promise<StepB
     ...DEFAULT_TRAINER_OPTIONS,
     checkpointing: o.checkpointing ?? DEFAULT_TRAINER_OPTIONS.checkpointing,
     fp16,
-    ...(o.baseline ? { flatOptimizer: false, jointEncode: false } : {}),
+    ...(o.baseline ? { flatOptimizer: false, jointEncode: false, fuseQkv: false } : {}),
   });
   const P = o.batchSize * (1 + hardNegatives);
   const batches = Array.from({ length: warmup + steps + 1 }, () => ({

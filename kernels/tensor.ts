@@ -112,3 +112,45 @@ export function expectTensor(
 export function expectDim(op: string, what: string, a: number, b: number): void {
   if (a !== b) throw new RangeError(`${op}: ${what} mismatch (${a} vs ${b})`);
 }
+
+/**
+ * One tensor over `parts` stacked along their first axis, when they lie back to back in one buffer
+ * (same dtype, same trailing dims, each starting where the previous one ends); otherwise null.
+ * The flat parameter layout of training puts the query, key and value weights (and their biases
+ * when the hidden size keeps them aligned) back to back, so one fused product can read them.
+ *
+ * @example
+ * ```ts
+ * import { Gpu } from "./runtime.ts";
+ * import { stackedView } from "./tensor.ts";
+ * const gpu = await Gpu.create();
+ * const flat = gpu.zeros([128]);
+ * const a = flat.view([2, 32]), b = flat.view([2, 32], 256);
+ * console.log(stackedView([a, b])?.shape); // [4, 32]
+ * console.log(stackedView([b, a])); // null: b does not end where a starts
+ * gpu.release(flat);
+ * ```
+ */
+export function stackedView(parts: readonly Tensor[]): Tensor | null {
+  if (parts.length === 0) return null;
+  const first = parts[0], tail = first.shape.slice(1).join();
+  let rows = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (
+      p.buffer !== first.buffer || p.dtype !== first.dtype || p.shape.length < 1 ||
+      p.shape.slice(1).join() !== tail ||
+      (i > 0 && p.offset !== parts[i - 1].offset + parts[i - 1].byteLength)
+    ) {
+      return null;
+    }
+    rows += p.shape[0];
+  }
+  return new Tensor(
+    first.buffer,
+    [rows, ...first.shape.slice(1)],
+    first.dtype,
+    first.offset,
+    first.allocation,
+  );
+}

@@ -32,6 +32,8 @@ import type { XlmrParams } from "./params.ts";
 export class HalfWeights {
   readonly gpu: Gpu;
   private readonly copies = new Map<string, Tensor>();
+  /** The allocations behind the copies (a layer's query, key and value share one). */
+  private readonly owned: Tensor[] = [];
 
   constructor(readonly params: XlmrParams) {
     this.gpu = params.gpu;
@@ -41,10 +43,24 @@ export class HalfWeights {
           "(gpu.hasF16); train in f32 on it",
       );
     }
+    const align = this.gpu.limits.minStorageBufferOffsetAlignment ?? 256;
     for (const p of params.list()) {
-      if (!p.f16 || !p.name.startsWith("encoder.")) continue;
+      if (!p.f16 || !p.name.startsWith("encoder.") || this.copies.has(p.name)) continue;
       if (p.chunks.length !== 1) throw new Error(`HalfWeights: ${p.name} is split into chunks`);
-      this.copies.set(p.name, this.gpu.alloc(p.shape, "f16", `f16:${p.name}`));
+      const qkv = p.name.match(/^(encoder\.layer\.\d+\.attention\.self\.)query\.weight$/);
+      const [rows, cols] = p.shape;
+      if (qkv && (rows * cols * 2) % align === 0) {
+        // Query, key and value back to back, so a fused QKV product reads all three as one.
+        const all = this.gpu.alloc([3 * rows, cols], "f16", `f16:${qkv[1]}qkv`);
+        this.owned.push(all);
+        ["query", "key", "value"].forEach((m, i) =>
+          this.copies.set(`${qkv[1]}${m}.weight`, all.view(p.shape, i * rows * cols * 2))
+        );
+        continue;
+      }
+      const t = this.gpu.alloc(p.shape, "f16", `f16:${p.name}`);
+      this.owned.push(t);
+      this.copies.set(p.name, t);
     }
   }
 
@@ -71,7 +87,8 @@ export class HalfWeights {
 
   /** Frees the copies. */
   release(): void {
-    this.gpu.release(...this.copies.values());
+    this.gpu.release(...this.owned);
+    this.owned.length = 0;
     this.copies.clear();
   }
 }

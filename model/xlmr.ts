@@ -26,7 +26,14 @@ import type { Tensor } from "../kernels/tensor.ts";
 import { linear, linearBackward, linearGelu } from "../kernels/matmul.ts";
 import { addLayerNorm, layerNorm, layerNormBackward } from "../kernels/layer_norm.ts";
 import { geluBackward, tanh, tanhBackward } from "../kernels/gelu.ts";
-import { attention, attentionBackward, type AttentionDims } from "../kernels/attention.ts";
+import {
+  attention,
+  attentionBackward,
+  attentionBackwardPacked,
+  type AttentionDims,
+  attentionPacked,
+} from "../kernels/attention.ts";
+import { stackedView } from "../kernels/tensor.ts";
 import { buildScatterPlan, gatherRows, scatterAddRows } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
 import { dropout, dropoutKey } from "../kernels/dropout.ts";
@@ -174,6 +181,11 @@ export function sliceTokenBatch(tokens: TokenBatch, start: number, count: number
 }
 
 interface LayerSaved {
+  /**
+   * With the fused QKV product, q, k and v are one packed [R, 3H] tensor (each row q | k | v),
+   * held in all three fields.
+   */
+  packed?: boolean;
   h: Tensor;
   q: Tensor;
   k: Tensor;
@@ -316,6 +328,13 @@ export class XlmrModel {
   readonly config: XlmrConfig;
   /** The f16 weight copies of mixed precision, or null (all f32). */
   private half: HalfWeights | null = null;
+  /**
+   * Fuse the query, key and value products into one `[R, H]·[3H, H]ᵀ` product (and one each for
+   * dX and dW in the backward) wherever their weights and biases lie back to back in one buffer,
+   * as the trainer's flat layout puts them (the trainer turns this on; gradients passed to
+   * {@linkcode XlmrModel.backward} must then lie back to back too). Off: three products.
+   */
+  fuseQkv = false;
 
   constructor(readonly params: XlmrParams) {
     this.gpu = params.gpu;
@@ -340,6 +359,23 @@ export class XlmrModel {
 
   private w(name: string): Tensor {
     return this.params.get(name);
+  }
+
+  /**
+   * The stacked [3H, H] weight and [3H] bias of layer `l`'s query, key and value as the products
+   * read them, or null when fusing is off or they do not lie back to back.
+   */
+  private qkv(l: number): { w: Tensor; b: Tensor } | null {
+    if (!this.fuseQkv) return null;
+    const names = ["query", "key", "value"].map((m) => `encoder.layer.${l}.attention.self.${m}`);
+    const w = stackedView(names.map((n) => this.mw(`${n}.weight`)));
+    const b = stackedView(names.map((n) => this.w(`${n}.bias`)));
+    return w && b ? { w, b } : null;
+  }
+
+  /** Whether layer `l` runs the fused QKV product ({@linkcode XlmrModel.fuseQkv}). */
+  fusesQkv(l: number): boolean {
+    return this.qkv(l) !== null;
   }
 
   /** A linear-layer weight as the products read it: its f16 copy under mixed precision. */
@@ -549,11 +585,20 @@ export class XlmrModel {
     // Mixed precision: the input as stored (h16 when the caller already has it), q/k/v and the
     // attention output rounded in place, so attention and the next products use stored values.
     const input = h16 ?? this.rounded(h);
-    const q = dense(input, "attention.self.query");
-    const k = dense(input, "attention.self.key");
-    const v = dense(input, "attention.self.value");
-    const [q16, k16, v16] = [q, k, v].map((t) => this.rounded(t));
-    const att = attention(gpu, q, k, v, mask, dims, this.attentionDrop(l, tokens, drop));
+    const fused = this.qkv(l);
+    let att: { out: Tensor; lse: Tensor }, q16: Tensor, k16: Tensor, v16: Tensor;
+    if (fused) {
+      // One product for q | k | v, and attention reading them from its packed rows.
+      const qkv = linear(gpu, input, fused.w, fused.b);
+      q16 = k16 = v16 = this.rounded(qkv);
+      att = attentionPacked(gpu, qkv, mask, dims, this.attentionDrop(l, tokens, drop));
+    } else {
+      const q = dense(input, "attention.self.query");
+      const k = dense(input, "attention.self.key");
+      const v = dense(input, "attention.self.value");
+      [q16, k16, v16] = [q, k, v].map((t) => this.rounded(t));
+      att = attention(gpu, q, k, v, mask, dims, this.attentionDrop(l, tokens, drop));
+    }
     const ctx16 = this.rounded(att.out);
     let proj = dense(ctx16, "attention.output.dense");
     if (drop && drop.p > 0) {
@@ -599,6 +644,7 @@ export class XlmrModel {
       out: ln2.y,
       input,
       saved: {
+        packed: fused !== null,
         h: input,
         q: q16,
         k: k16,
@@ -767,37 +813,48 @@ export class XlmrModel {
         g(`${p}attention.output.dense.bias`),
       )!;
       if (dOut1 !== dSum1) gpu.release(dOut1);
-      const [q, k, v, ctx] = [s.q, s.k, s.v, s.ctx].map((t) => this.widened(t));
-      const dAtt = attentionBackward(
-        gpu,
-        dCtx,
-        q,
-        k,
-        v,
-        ctx,
-        s.lse,
-        state.mask,
-        dims,
-        this.attentionDrop(l, state.tokens, state.dropout),
-      );
-      gpu.release(dCtx, s.ctx, s.lse);
-      if (q !== s.q) gpu.release(q, k, v, ctx);
+      const attDrop = this.attentionDrop(l, state.tokens, state.dropout);
       // dIn = dSum1 + dq·Wq + dk·Wk + dv·Wv, each product added in its epilogue (same order).
       const dIn = dSum1;
-      for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
-        linearBackward(
-          gpu,
-          s.h,
-          this.mw(`${p}attention.self.${m}.weight`),
-          d,
-          g(`${p}attention.self.${m}.weight`),
-          g(`${p}attention.self.${m}.bias`),
-          true,
-          dIn,
-        );
-        gpu.release(d);
+      if (s.packed) {
+        // The fused form: attention's gradient comes packed like q | k | v, and one product
+        // each gives dX (into dIn) and dW, db for all three.
+        const fused = this.qkv(l);
+        const names = ["query", "key", "value"].map((m) => `${p}attention.self.${m}`);
+        const gw = stackedView(names.map((n) => g(`${n}.weight`)));
+        const gb = stackedView(names.map((n) => g(`${n}.bias`)));
+        if (!fused || !gw || !gb) {
+          throw new Error(
+            `backward: layer ${l} ran the fused QKV product, but its weights or gradients do not ` +
+              "lie back to back (give backward the trainer's flat gradients, or set fuseQkv false)",
+          );
+        }
+        const [qkv, ctx] = [s.q, s.ctx].map((t) => this.widened(t));
+        const dqkv = attentionBackwardPacked(gpu, dCtx, qkv, ctx, s.lse, state.mask, dims, attDrop);
+        gpu.release(dCtx, s.ctx, s.lse);
+        if (qkv !== s.q) gpu.release(qkv, ctx);
+        linearBackward(gpu, s.h, fused.w, dqkv, gw, gb, true, dIn);
+        gpu.release(dqkv, s.q);
+      } else {
+        const [q, k, v, ctx] = [s.q, s.k, s.v, s.ctx].map((t) => this.widened(t));
+        const dAtt = attentionBackward(gpu, dCtx, q, k, v, ctx, s.lse, state.mask, dims, attDrop);
+        gpu.release(dCtx, s.ctx, s.lse);
+        if (q !== s.q) gpu.release(q, k, v, ctx);
+        for (const [m, d] of [["query", dAtt.dq], ["key", dAtt.dk], ["value", dAtt.dv]] as const) {
+          linearBackward(
+            gpu,
+            s.h,
+            this.mw(`${p}attention.self.${m}.weight`),
+            d,
+            g(`${p}attention.self.${m}.weight`),
+            g(`${p}attention.self.${m}.bias`),
+            true,
+            dIn,
+          );
+          gpu.release(d);
+        }
+        gpu.release(s.q, s.k, s.v);
       }
-      gpu.release(s.q, s.k, s.v);
       gpu.release(s.h); // each layer's input is saved only here
       dh = dIn;
     }

@@ -88,6 +88,14 @@ export interface TrainerOptions {
    */
   jointEncode: boolean;
   /**
+   * One fused `[R, H]·[3H, H]ᵀ` product for the query, key and value of each layer (and one each
+   * for their dX and dW) where the flat layout puts their weights and biases back to back (hidden
+   * sizes whose bias rows fill whole 256-byte alignment steps: 64, 256, 768, 1024…). Each output
+   * element is the same dot product; the tile plan of the wider product (and so f32 rounding) may
+   * differ. Needs {@linkcode TrainerOptions.flatOptimizer}. Off: three products (A/B baseline).
+   */
+  fuseQkv: boolean;
+  /**
    * Mixed precision (`train --fp16`): the products read f16 copies of the encoder's linear
    * weights, re-cast from the f32 master weights before every step, and the activations saved for
    * the backward are stored in f16 (model/xlmr.ts); master weights, gradients, AdamW moments,
@@ -125,6 +133,7 @@ export const DEFAULT_TRAINER_OPTIONS: TrainerOptions = {
   dropoutSeed: 0,
   flatOptimizer: true,
   jointEncode: true,
+  fuseQkv: true,
   fp16: false,
   lossScale: { init: 65536, growthInterval: 2000 },
 };
@@ -256,6 +265,7 @@ export class Trainer {
       }
       this.slabs = flat.slabs;
     }
+    this.model.fuseQkv = flatOn && (options.fuseQkv ?? DEFAULT_TRAINER_OPTIONS.fuseQkv);
     if (options.fp16) {
       const ls = options.lossScale ?? DEFAULT_TRAINER_OPTIONS.lossScale;
       this.growthInterval =

@@ -41,8 +41,9 @@ async function run(
   const f = model.forward(makeTokenBatch(seqs, model.config), "mean", true, checkpointing);
   const state = f.state!;
   const dtypes: string[] = [];
-  for (const [key, t] of Object.entries(state.layers[0] ?? {})) {
-    dtypes.push(`${key}:${(t as Tensor).dtype}`);
+  const layer0 = state.layers[0] as unknown as Record<string, Tensor> | undefined;
+  if (layer0) {
+    for (const key of Object.keys(LAYER_SAVED)) dtypes.push(`${key}:${layer0[key].dtype}`);
   }
   for (const key of Object.keys(ENCODING_SAVED)) {
     dtypes.push(`${key}:${(state[key as keyof typeof state] as Tensor).dtype}`);

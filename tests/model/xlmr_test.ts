@@ -51,11 +51,13 @@ for (const pooling of ["cls", "mean", "pooler"] as Pooling[]) {
 const LOSS_TOL = 5e-6;
 const FD_TOL = 1e-4;
 
-gpuTest(
-  "the whole tiny model's gradient matches finite differences of the float64 loss",
+// Hidden 32 runs the three q/k/v products; hidden 64 the trainer's fused QKV product (its q/k/v
+// biases fill whole 256-byte steps of the flat layout, so they lie back to back).
+for (const hiddenSize of [32, 64]) gpuTest(
+  `the whole tiny model's gradient matches finite differences of the float64 loss (hidden ${hiddenSize})`,
   async (gpu) => {
     const seed = freshSeed("xlmr grad");
-    const config = tinyConfig();
+    const config = tinyConfig({ hiddenSize });
     const weights = perturbedWeights(config, seed);
     const params = uploadWeights(gpu, config, weights);
     const r = rng(seed + 7);
@@ -64,6 +66,9 @@ gpuTest(
     const opts = { pooling: "mean" as const, temperature: 0.5 };
     const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, ...opts, maxGradNorm: 0 });
     // lr 0: the step computes gradients but leaves the weights as they are.
+    for (let l = 0; l < config.numLayers; l++) {
+      ok(trainer.model.fusesQkv(l) === (hiddenSize === 64), `layer ${l}: fused QKV as expected`);
+    }
     trainer.step(queries, passages, 0);
     const [stats] = await trainer.collect();
     const ref = refWeights(weights);
