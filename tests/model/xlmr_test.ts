@@ -53,52 +53,56 @@ const FD_TOL = 1e-4;
 
 // Hidden 32 runs the three q/k/v products; hidden 64 the trainer's fused QKV product (its q/k/v
 // biases fill whole 256-byte steps of the flat layout, so they lie back to back).
-for (const hiddenSize of [32, 64]) gpuTest(
-  `the whole tiny model's gradient matches finite differences of the float64 loss (hidden ${hiddenSize})`,
-  async (gpu) => {
-    const seed = freshSeed("xlmr grad");
-    const config = tinyConfig({ hiddenSize });
-    const weights = perturbedWeights(config, seed);
-    const params = uploadWeights(gpu, config, weights);
-    const r = rng(seed + 7);
-    const queries = randomSeqs(r, [6, 4, 9], config.vocabSize);
-    const passages = randomSeqs(r, [8, 5, 7], config.vocabSize);
-    const opts = { pooling: "mean" as const, temperature: 0.5 };
-    const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, ...opts, maxGradNorm: 0 });
-    // lr 0: the step computes gradients but leaves the weights as they are.
-    for (let l = 0; l < config.numLayers; l++) {
-      ok(trainer.model.fusesQkv(l) === (hiddenSize === 64), `layer ${l}: fused QKV as expected`);
-    }
-    trainer.step(queries, passages, 0);
-    const [stats] = await trainer.collect();
-    const ref = refWeights(weights);
-    const lossOf = () => referenceLoss(ref, config, queries, passages, opts);
-    const base = lossOf();
-    const lossErr = Math.abs(stats.loss - base) / Math.abs(base);
-    ok(lossErr <= LOSS_TOL, `loss ${stats.loss} vs ${base}: relative error ${lossErr}`);
-    const checked = [
-      "embeddings.word_embeddings.weight",
-      "embeddings.position_embeddings.weight",
-      "embeddings.LayerNorm.weight",
-      "encoder.layer.0.attention.self.query.weight",
-      "encoder.layer.0.attention.self.value.bias",
-      "encoder.layer.0.attention.output.dense.weight",
-      "encoder.layer.1.intermediate.dense.weight",
-      "encoder.layer.1.output.dense.bias",
-      "encoder.layer.1.output.LayerNorm.bias",
-    ];
-    let worst = 0;
-    for (const name of checked) {
-      const grad = await gpu.read(trainer.grads.get(name)![0]);
-      const w = ref.get(name)!;
-      // Entries with the largest gradient magnitude are well above float32 noise.
-      worst = Math.max(
-        worst,
-        assertFiniteDifferences(`${name}`, grad, w, () => lossOf(), 3, FD_TOL),
-      );
-    }
-    if (verbose) console.log(`grad: loss error ${lossErr}, worst finite-difference error ${worst}`);
-    trainer.release();
-    params.release();
-  },
-);
+for (const hiddenSize of [32, 64]) {
+  gpuTest(
+    `the whole tiny model's gradient matches finite differences of the float64 loss (hidden ${hiddenSize})`,
+    async (gpu) => {
+      const seed = freshSeed("xlmr grad");
+      const config = tinyConfig({ hiddenSize });
+      const weights = perturbedWeights(config, seed);
+      const params = uploadWeights(gpu, config, weights);
+      const r = rng(seed + 7);
+      const queries = randomSeqs(r, [6, 4, 9], config.vocabSize);
+      const passages = randomSeqs(r, [8, 5, 7], config.vocabSize);
+      const opts = { pooling: "mean" as const, temperature: 0.5 };
+      const trainer = new Trainer(params, { ...DEFAULT_TRAINER_OPTIONS, ...opts, maxGradNorm: 0 });
+      // lr 0: the step computes gradients but leaves the weights as they are.
+      for (let l = 0; l < config.numLayers; l++) {
+        ok(trainer.model.fusesQkv(l) === (hiddenSize === 64), `layer ${l}: fused QKV as expected`);
+      }
+      trainer.step(queries, passages, 0);
+      const [stats] = await trainer.collect();
+      const ref = refWeights(weights);
+      const lossOf = () => referenceLoss(ref, config, queries, passages, opts);
+      const base = lossOf();
+      const lossErr = Math.abs(stats.loss - base) / Math.abs(base);
+      ok(lossErr <= LOSS_TOL, `loss ${stats.loss} vs ${base}: relative error ${lossErr}`);
+      const checked = [
+        "embeddings.word_embeddings.weight",
+        "embeddings.position_embeddings.weight",
+        "embeddings.LayerNorm.weight",
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.0.attention.self.value.bias",
+        "encoder.layer.0.attention.output.dense.weight",
+        "encoder.layer.1.intermediate.dense.weight",
+        "encoder.layer.1.output.dense.bias",
+        "encoder.layer.1.output.LayerNorm.bias",
+      ];
+      let worst = 0;
+      for (const name of checked) {
+        const grad = await gpu.read(trainer.grads.get(name)![0]);
+        const w = ref.get(name)!;
+        // Entries with the largest gradient magnitude are well above float32 noise.
+        worst = Math.max(
+          worst,
+          assertFiniteDifferences(`${name}`, grad, w, () => lossOf(), 3, FD_TOL),
+        );
+      }
+      if (verbose) {
+        console.log(`grad: loss error ${lossErr}, worst finite-difference error ${worst}`);
+      }
+      trainer.release();
+      params.release();
+    },
+  );
+}
