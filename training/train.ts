@@ -333,7 +333,9 @@ export async function train(
     : null;
   // Model selection (early stopping or --select-by): resumed from the checkpoint's state.
   const selection: Selection | null = selectionOf(o, val !== null, resumeState?.selection);
-  let lastEvalStep = -1;
+  // A resumed run whose checkpoint step was already evaluated (a finished run's final eval comes
+  // after its last checkpoint) does not evaluate that step again.
+  let lastEvalStep = resumeDir ? await lastLoggedStep(join(o.out, "eval.jsonl")) : -1;
   let pairs = 0, tokens = 0;
   const t0 = performance.now();
   let metricsBuffer: string[] = [];
@@ -690,5 +692,18 @@ async function readSimilarity(
     return similarityFromJson(JSON.parse(await Deno.readTextFile(path)), langs ?? available);
   } catch (e) {
     throw new Error(`--similarity ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The step of the last line of a JSONL log (-1 when there is none). */
+async function lastLoggedStep(path: string): Promise<number> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  const last = text.trim().split("\n").at(-1);
+  if (!last) return -1;
+  try {
+    const step = (JSON.parse(last) as { step?: unknown }).step;
+    return typeof step === "number" ? step : -1;
+  } catch {
+    return -1;
   }
 }

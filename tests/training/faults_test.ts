@@ -90,41 +90,48 @@ gpuTest("--save-total-limit keeps exactly the newest N checkpoint-<step> folders
   await Deno.remove(root, { recursive: true });
 });
 
-gpuTest("eval.jsonl lines past the resumed step are dropped on resume", async (gpu) => {
-  const root = await Deno.makeTempDir();
-  const model = await tinyModel(join(root, "init"));
-  const opts = {
-    ...common(model),
-    steps: 8,
-    eval: join(FIXTURES, "xquad-r"),
-    evalEvery: 2,
-    evalLimitQuestions: 4,
-  };
-  await train(gpu, { ...opts, out: join(root, "ref") });
-  const run = join(root, "run");
-  await rejects(
-    train(gpu, { ...opts, out: run }, (s) => {
-      if (s.some((x) => x.step === 7)) throw new Error("simulated crash");
-    }),
-    /simulated crash/,
-  );
-  const steps = async (dir: string) =>
-    (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) =>
-      JSON.parse(l).step
+gpuTest(
+  "eval.jsonl lines past the resumed step are dropped on resume, and none is added twice",
+  async (gpu) => {
+    const root = await Deno.makeTempDir();
+    const model = await tinyModel(join(root, "init"));
+    const opts = {
+      ...common(model),
+      steps: 8,
+      eval: join(FIXTURES, "xquad-r"),
+      evalEvery: 2,
+      evalLimitQuestions: 4,
+    };
+    await train(gpu, { ...opts, out: join(root, "ref") });
+    const run = join(root, "run");
+    await rejects(
+      train(gpu, { ...opts, out: run }, (s) => {
+        if (s.some((x) => x.step === 7)) throw new Error("simulated crash");
+      }),
+      /simulated crash/,
     );
-  deepEqual(await steps(run), [2, 4, 6], "the eval at step 6 was written before the crash");
-  await train(gpu, { ...opts, out: run, resume: run });
-  deepEqual(await steps(run), [2, 4, 6, 8]);
-  await assertSameRun(run, join(root, "ref"));
-  // Same reports, line for line, apart from the wall-clock timings.
-  const reports = async (dir: string) =>
-    (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) => {
-      const { timing: _, ...report } = JSON.parse(l);
-      return report;
-    });
-  deepEqual(await reports(run), await reports(join(root, "ref")));
-  await Deno.remove(root, { recursive: true });
-});
+    const steps = async (dir: string) =>
+      (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) =>
+        JSON.parse(l).step
+      );
+    deepEqual(await steps(run), [2, 4, 6], "the eval at step 6 was written before the crash");
+    await train(gpu, { ...opts, out: run, resume: run });
+    deepEqual(await steps(run), [2, 4, 6, 8]);
+    await assertSameRun(run, join(root, "ref"));
+    // Same reports, line for line, apart from the wall-clock timings.
+    const reports = async (dir: string) =>
+      (await Deno.readTextFile(join(dir, "eval.jsonl"))).trim().split("\n").map((l) => {
+        const { timing: _, ...report } = JSON.parse(l);
+        return report;
+      });
+    deepEqual(await reports(run), await reports(join(root, "ref")));
+    // Resuming the finished run re-finishes it without a second evaluation of step 8.
+    await train(gpu, { ...opts, out: run, resume: run });
+    deepEqual(await steps(run), [2, 4, 6, 8]);
+    await assertSameRun(run, join(root, "ref"));
+    await Deno.remove(root, { recursive: true });
+  },
+);
 
 /** Mounts a tmpfs of `bytes` at a fresh directory; null when mounting is not permitted. */
 async function tmpfs(bytes: number, extra = ""): Promise<string | null> {
