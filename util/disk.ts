@@ -15,6 +15,10 @@ import { statfsSync } from "node:fs";
  * ```
  */
 export function freeBytes(dir: string): number | null {
+  return freeSpaceProbe.read(dir);
+}
+
+function statfsFreeBytes(dir: string): number | null {
   try {
     const s = statfsSync(dir);
     return Number(s.bavail) * Number(s.bsize);
@@ -22,6 +26,18 @@ export function freeBytes(dir: string): number | null {
     return null;
   }
 }
+
+/**
+ * Where {@linkcode freeBytes} reads free space (`statfs`). Tests on a machine that may not mount a
+ * small file system replace `read` to play one that fills up, and put `statfs` back after.
+ */
+export const freeSpaceProbe: {
+  read: (dir: string) => number | null;
+  readonly statfs: typeof statfsFreeBytes;
+} = {
+  read: statfsFreeBytes,
+  statfs: statfsFreeBytes,
+};
 
 /**
  * Throws when the file system holding `dir` has fewer than `bytes` free: "no space left for

@@ -1,13 +1,15 @@
 /**
  * Shards and resumable parts without a GPU: `shardRange` covers every item exactly once in order
  * with sizes within one; `parseShard` refuses what is not I/N; `embedInParts` reuses the parts of
- * the same job, starts over for another job, and on a full disk (a real tmpfs) refuses the next
+ * the same job, starts over for another job, and on a full disk (a real tmpfs, or a simulated one where mounting is not permitted) refuses the next
  * part naming the bytes, keeps the finished ones and completes after space is freed.
  */
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { embedInParts, parseShard, shardRange } from "../../eval/shards.ts";
 import { freshSeed, rng, seededTest } from "../_helpers.ts";
+import { smallDisk } from "../_small_disk.ts";
+import { freeBytes } from "../../util/disk.ts";
 
 seededTest("shardRange: contiguous, in order, sizes within one, every item once", () => {
   const random = rng(freshSeed("shard sizes"));
@@ -62,28 +64,15 @@ seededTest("embedInParts resumes the same job and starts over for another", asyn
 });
 
 seededTest("embedInParts on a full disk keeps its finished parts and completes later", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "shards_tmpfs_" });
-  const mounted = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir],
-    stdout: "null",
-    stderr: "null",
-  }).output().then((o) => o.success, () => false);
-  if (!mounted) {
-    console.log("mount -t tmpfs is not permitted here: skipped");
-    await Deno.remove(dir);
-    return;
-  }
+  const disk = await smallDisk(1 << 20);
+  const dir = disk.dir;
   try {
     const parts = join(dir, "out.parts");
     const ballast = join(dir, "ballast");
     const opts = { dir: parts, partLines: 100, dim: DIM, job: { inputs: "x" } };
     // Each part is 25.6 KB; after two parts something fills the disk up to 40 KB.
     const err = await embedInParts(500, async (a, b) => {
-      if (a === 200) {
-        const { statfsSync } = await import("node:fs");
-        const s = statfsSync(dir);
-        await Deno.writeFile(ballast, new Uint8Array(Number(s.bavail) * Number(s.bsize) - 40960));
-      }
+      if (a === 200) await Deno.writeFile(ballast, new Uint8Array(freeBytes(dir)! - 40960));
       return rowsOf(a, b);
     }, opts).then(() => null, (e: Error) => e);
     ok(err);
@@ -103,7 +92,6 @@ seededTest("embedInParts on a full disk keeps its finished parts and completes l
     deepEqual(calls, [200, 300, 400]);
     deepEqual(all, rowsOf(0, 500));
   } finally {
-    await new Deno.Command("umount", { args: [dir] }).output();
-    await Deno.remove(dir, { recursive: true });
+    await disk.release();
   }
 });

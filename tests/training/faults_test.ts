@@ -1,7 +1,7 @@
 /**
  * Faults during long runs, in process: checkpoint rotation (`--save-total-limit`), the old
  * single-folder layout still resuming, eval.jsonl truncated on resume, a disk that fills up
- * mid-run (a real tmpfs) and a GPU device lost mid-run (`trainWithAutoResume`): each ends
+ * mid-run (a real tmpfs where mounting is permitted, else a simulated one: tests/_small_disk.ts) and a GPU device lost mid-run (`trainWithAutoResume`): each ends
  * byte-identical to an uninterrupted run.
  */
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
@@ -13,6 +13,8 @@ import { Gpu } from "../../kernels/runtime.ts";
 import { listCheckpoints, train, type TrainOptions } from "../../training/train.ts";
 import { trainWithAutoResume } from "../../training/auto_resume.ts";
 import { gpuTest } from "../_helpers.ts";
+import { smallDisk } from "../_small_disk.ts";
+import { freeBytes } from "../../util/disk.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
 const TOKENIZER = join(FIXTURES, "tokenizer");
@@ -133,47 +135,19 @@ gpuTest(
   },
 );
 
-/** Mounts a tmpfs of `bytes` at a fresh directory; null when mounting is not permitted. */
-async function tmpfs(bytes: number, extra = ""): Promise<string | null> {
-  const dir = await Deno.makeTempDir({ prefix: "faults_tmpfs_" });
-  const r = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", `size=${bytes}${extra}`, "tmpfs", dir],
-    stdout: "null",
-    stderr: "null",
-  }).output().catch(() => ({ success: false }));
-  if (!r.success) {
-    await Deno.remove(dir);
-    return null;
-  }
-  return dir;
-}
-
-async function umount(dir: string): Promise<void> {
-  await new Deno.Command("umount", { args: [dir] }).output();
-  await Deno.remove(dir, { recursive: true });
-}
-
 gpuTest(
   "a disk that fills up mid-run: the checkpoint is refused with the bytes needed, nothing is lost, resume is byte-identical",
   async (gpu) => {
     const root = await Deno.makeTempDir();
     const model = await tinyModel(join(root, "init"));
     await train(gpu, { ...common(model), out: join(root, "ref") });
-    const disk = await tmpfs(32 << 20);
-    if (!disk) {
-      console.log("mount -t tmpfs is not permitted here: skipped");
-      await Deno.remove(root, { recursive: true });
-      return;
-    }
+    const disk = await smallDisk(32 << 20);
     try {
-      const run = join(disk, "run");
-      const ballast = join(disk, "ballast");
+      const run = join(disk.dir, "run");
+      const ballast = join(disk.dir, "ballast");
       // After the checkpoint of step 4, something else fills the disk up to 1 MiB.
       const fill = async () => {
-        const { statfsSync } = await import("node:fs");
-        const s = statfsSync(disk);
-        const free = Number(s.bavail) * Number(s.bsize);
-        await Deno.writeFile(ballast, new Uint8Array(free - (1 << 20)));
+        await Deno.writeFile(ballast, new Uint8Array(freeBytes(disk.dir)! - (1 << 20)));
       };
       const err = await train(gpu, { ...common(model), out: run }, async (s) => {
         if (s.some((x) => x.step === 5)) await fill();
@@ -192,24 +166,30 @@ gpuTest(
       await train(gpu, { ...common(model), out: run, resume: run });
       await assertSameRun(run, join(root, "ref"));
     } finally {
-      await umount(disk);
+      await disk.release();
     }
 
     // A write that fails halfway although the space check passed (here: the file system runs
-    // out of inodes): the temporary checkpoint folder is removed, the previous one kept.
-    const small = await tmpfs(32 << 20, ",nr_inodes=64");
-    ok(small);
+    // out of inodes): the temporary checkpoint folder is removed, the previous one kept. Only a
+    // real file system can fail a write.
+    const small = await smallDisk(32 << 20, ",nr_inodes=64");
+    if (!small.real) {
+      console.log("mount -t tmpfs is not permitted here: the failed-write half needs it (root)");
+      await small.release();
+      await Deno.remove(root, { recursive: true });
+      return;
+    }
     try {
-      const run = join(small, "run");
+      const run = join(small.dir, "run");
       const fill = async () => {
         for (let i = 0;; i++) {
           try {
-            await Deno.writeFile(join(small, `inode-${i}`), new Uint8Array());
+            await Deno.writeFile(join(small.dir, `inode-${i}`), new Uint8Array());
           } catch {
             break;
           }
         }
-        await Deno.remove(join(small, "inode-0")); // room for the tmp folder only
+        await Deno.remove(join(small.dir, "inode-0")); // room for the tmp folder only
       };
       const err = await train(gpu, { ...common(model), out: run }, async (s) => {
         if (s.some((x) => x.step === 5)) await fill();
@@ -217,13 +197,13 @@ gpuTest(
       ok(err);
       match(err.message, /No space left on device/);
       deepEqual(await names(run), ["checkpoint-4"], "the temporary checkpoint folder is removed");
-      for await (const e of Deno.readDir(small)) {
-        if (e.name.startsWith("inode-")) await Deno.remove(join(small, e.name));
+      for await (const e of Deno.readDir(small.dir)) {
+        if (e.name.startsWith("inode-")) await Deno.remove(join(small.dir, e.name));
       }
       await train(gpu, { ...common(model), out: run, resume: run });
       await assertSameRun(run, join(root, "ref"));
     } finally {
-      await umount(small);
+      await small.release();
     }
     await Deno.remove(root, { recursive: true });
   },
