@@ -4,7 +4,8 @@
  * `deno run -A cli.ts bench suite [--quick] [--json] [--out DIR]`
  *
  * Runs the matmul at XLM-R base shapes (f32 and f16 weights), fused attention, LayerNorm, a full
- * training step (base at batch 32 × 128 with activation checkpointing) and embedding throughput
+ * training step (base at batch 32 × 128 with activation checkpointing; again with `--fp16` where the
+ * adapter has shader-f16) and embedding throughput
  * (base at 128 tokens). `--quick` keeps base widths for the kernels but few rows, and runs the
  * training step and embedding on the small configuration, so lavapipe finishes in a few minutes.
  * Prints GFLOP/s, GB/s and, where {@linkcode KNOWN_GPUS} knows the adapter, % of its peak; `--out`
@@ -261,10 +262,14 @@ export async function runSuite(
     gpu.release(x, gamma, beta);
   }
 
-  // A full training step (queries and passages), checkpointing on.
-  {
+  // A full training step (queries and passages), checkpointing on: f32, then mixed precision
+  // (`train --fp16`) where the adapter has shader-f16, for the A/B that matters on a GPU.
+  for (const fp16 of gpu.hasF16 ? [false, true] : [false]) {
     const config = o.quick ? "small" : "base";
     const batchSize = o.quick ? 8 : 32, maxLength = o.quick ? 32 : 128;
+    // Each step's own peak: the previous rows' pooled buffers go first.
+    gpu.trim();
+    gpu.peakBytes = 0;
     const r = await runStepBench(gpu, {
       config,
       batchSize,
@@ -273,6 +278,7 @@ export async function runSuite(
       warmup: 1,
       profile: false,
       checkpointing: true,
+      fp16,
     });
     const cfg = planConfig(config);
     // Model FLOPs (6 per weight per token, attention 12·L·T·H per token), no recompute counted.
@@ -281,13 +287,13 @@ export async function runSuite(
     const flop = tokens * cfg.numLayers *
       (6 * layerParams + 12 * maxLength * cfg.hiddenSize);
     push(
-      `training step ${config}`,
+      `training step ${config}${fp16 ? " fp16" : ""}`,
       `${batchSize}×${maxLength}, checkpointing`,
       r.step_ms,
       flop,
       null,
       false,
-      `${Math.round(r.tokens_per_s)} tokens/s`,
+      `${Math.round(r.tokens_per_s)} tokens/s, peak ${round(r.peak_bytes / 2 ** 20, 1)} MiB`,
     );
   }
 
