@@ -18,6 +18,10 @@
  * the first LayerNorm's output) the f32 value is rounded to f16 in place first, so the forward goes
  * on with exactly the values its backward reads back.
  *
+ * With {@linkcode XlmrModel.fuseQkv} (the trainer's flat layout), a layer whose query, key and
+ * value weights and biases lie back to back runs one [R, H]·[3H, H]ᵀ product into a packed
+ * [R, 3H] q|k|v tensor that the attention kernels read and whose gradient they write packed.
+ *
  * Shapes: B sequences padded to T tokens, H hidden, I intermediate. Activations are [B·T, H].
  * @module
  */
