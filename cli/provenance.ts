@@ -131,8 +131,10 @@ export async function folderProvenance(dir: string): Promise<Record<string, unkn
     const entries = await Array.fromAsync(Deno.readDir(join(dir, sub)));
     for (const e of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
       const rel = sub ? `${sub}/${e.name}` : e.name;
-      if (e.isDirectory) await walk(rel);
-      else if (e.isFile) sha256[rel] = await sha256File(join(dir, rel));
+      // A symlink (a Hugging Face cache snapshot is all symlinks) counts as what it points to.
+      const kind = e.isSymlink ? await Deno.stat(join(dir, rel)) : e;
+      if (kind.isDirectory) await walk(rel);
+      else if (kind.isFile) sha256[rel] = await sha256File(join(dir, rel));
     }
   };
   await walk("");

@@ -72,7 +72,9 @@ const FILE = /^tatoeba\.([A-Za-z0-9_]+)-eng\.([A-Za-z0-9_]+)$/;
 
 async function listDir(dir: string): Promise<string[]> {
   try {
-    return (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.isFile).map((e) => e.name);
+    // Symlinked files count (a Hugging Face cache snapshot is all symlinks).
+    return (await Array.fromAsync(Deno.readDir(dir))).filter((e) => e.isFile || e.isSymlink)
+      .map((e) => e.name);
   } catch (e) {
     throw new Error(`loadTatoeba: cannot read ${dir}: ${(e as Error).message}`);
   }

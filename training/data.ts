@@ -246,7 +246,8 @@ function parseLareqa(file: string, json: unknown): LareqaQuestion[] {
 async function loadDir(dir: string, langs?: string[]): Promise<QaDataset> {
   const files: string[] = [];
   for await (const entry of Deno.readDir(dir)) {
-    if (entry.isFile && entry.name.endsWith(".json")) files.push(entry.name);
+    // Symlinked files count (a Hugging Face cache snapshot is all symlinks).
+    if ((entry.isFile || entry.isSymlink) && entry.name.endsWith(".json")) files.push(entry.name);
   }
   files.sort();
   const available = files.map((f) => f.slice(0, -".json".length));
