@@ -38,7 +38,12 @@ import {
   attentionPacked,
 } from "../kernels/attention.ts";
 import { stackedView } from "../kernels/tensor.ts";
-import { buildScatterPlan, gatherRows, scatterAddRows } from "../kernels/embedding.ts";
+import {
+  buildScatterPlan,
+  gatherRows,
+  type ScatterPlan,
+  scatterAddRows,
+} from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
 import { dropout, dropoutKey } from "../kernels/dropout.ts";
 import { castF16ToF32, castF32ToF16, roundToF16 } from "../kernels/cast.ts";
@@ -226,6 +231,12 @@ export interface ForwardState {
   head: { x: Tensor; y: Tensor | null }[];
   /** The forward's hidden dropout (null: none); the backward applies the same masks. */
   dropout: DropoutSpec | null;
+  /**
+   * The embedding backward's scatter plans for the word, position and token-type tables, uploaded
+   * with the ids at the start of the forward: one upload of the step's host data, so the backward
+   * records without a write (each write ends the command buffer, one more submit).
+   */
+  plans: { word: ScatterPlan; position: ScatterPlan; type: ScatterPlan } | null;
 }
 
 /**
@@ -445,6 +456,13 @@ export class XlmrModel {
     const positions = gpu.fromArray(tokens.positions, [rows], "u32", "positions");
     const typeIds = gpu.fromArray(tokens.typeIds, [rows], "u32", "type_ids");
     const mask = gpu.fromArray(tokens.mask, [B, T], "f32", "mask");
+    const plans = train
+      ? {
+        word: buildScatterPlan(gpu, tokens.ids),
+        position: buildScatterPlan(gpu, tokens.positions),
+        type: buildScatterPlan(gpu, tokens.typeIds),
+      }
+      : null;
 
     // Embeddings: word (chunked table) + position + token type, then LayerNorm.
     const embSum = gpu.zeros([rows, H], "f32", "emb.sum");
@@ -534,6 +552,7 @@ export class XlmrModel {
         last: h,
         head: headSaved,
         dropout: drop,
+        plans,
       },
     };
   }
@@ -887,14 +906,18 @@ export class XlmrModel {
     const word = this.params.param("embeddings.word_embeddings.weight");
     const wordGrads = grads.get(word.name)!;
     const tokens = state.tokens;
+    const plans = state.plans ?? {
+      word: buildScatterPlan(gpu, tokens.ids),
+      position: buildScatterPlan(gpu, tokens.positions),
+      type: buildScatterPlan(gpu, tokens.typeIds),
+    };
     if (wordGrads.length > 0) {
-      const plan = buildScatterPlan(gpu, tokens.ids);
-      wordGrads.forEach((t, k) => scatterAddRows(gpu, dEmb, plan, t, k * word.chunkRows));
+      wordGrads.forEach((t, k) => scatterAddRows(gpu, dEmb, plans.word, t, k * word.chunkRows));
     }
-    const posPlan = buildScatterPlan(gpu, tokens.positions);
-    scatterAddRows(gpu, dEmb, posPlan, g("embeddings.position_embeddings.weight"), 0);
-    const typePlan = buildScatterPlan(gpu, tokens.typeIds);
-    scatterAddRows(gpu, dEmb, typePlan, g("embeddings.token_type_embeddings.weight"), 0);
+    scatterAddRows(gpu, dEmb, plans.position, g("embeddings.position_embeddings.weight"), 0);
+    scatterAddRows(gpu, dEmb, plans.type, g("embeddings.token_type_embeddings.weight"), 0);
+    gpu.releaseAll(plans);
+    state.plans = null;
     gpu.release(state.ids, state.positions, state.mask, state.last);
   }
 
@@ -905,5 +928,6 @@ export class XlmrModel {
     state.head = [];
     state.layers = [];
     state.inputs = null;
+    state.plans = null;
   }
 }
