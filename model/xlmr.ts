@@ -41,8 +41,8 @@ import { stackedView } from "../kernels/tensor.ts";
 import {
   buildScatterPlan,
   gatherRows,
-  type ScatterPlan,
   scatterAddRows,
+  type ScatterPlan,
 } from "../kernels/embedding.ts";
 import { poolFirst, poolFirstBackward, poolMean, poolMeanBackward } from "../kernels/pooling.ts";
 import { dropout, dropoutKey } from "../kernels/dropout.ts";
