@@ -22,7 +22,7 @@ const CAST = kernels("cast.wgsl", {
     entries: ["round_f16"],
     uniforms: { count: "u32" },
     bindings: {
-      x: { access: "read_write", wgsl: "x32" },
+      src: { access: "read_write", wgsl: "x32" },
       dst: { access: "read_write", ...f16Words, wgsl: "dst16" },
     },
   },
@@ -50,6 +50,26 @@ function check(op: string, t: Tensor, want: "f32" | "f16", out: Tensor | undefin
 }
 
 /**
+ * One pass of a cast program over `t` (one thread per 32-bit word, as the WGSL packs two halves
+ * per word) into `out` or a new tensor of the other dtype.
+ */
+function castPass(
+  gpu: Gpu,
+  program: typeof CAST.toF16,
+  op: string,
+  t: Tensor,
+  from: "f32" | "f16",
+  out: Tensor | undefined,
+  label: string,
+): Tensor {
+  check(op, t, from, out);
+  const y = out ?? gpu.alloc(t.shape, from === "f32" ? "f16" : "f32", label);
+  const words = Math.ceil(t.size / 2);
+  gpu.run(program, {}, { src: t, dst: y }, { count: t.size }, Gpu.grid(Math.ceil(words / 256)));
+  return y;
+}
+
+/**
  * An f16 copy of an f32 tensor, same shape (into `out` when given). Values round to a
  * neighbouring f16 (round-to-nearest-even on lavapipe; WGSL leaves the choice of neighbour to the
  * adapter); finite values beyond ±65504 saturate to ±65504, and so do ±Infinity.
@@ -65,18 +85,7 @@ function check(op: string, t: Tensor, want: "f32" | "f16", out: Tensor | undefin
  * ```
  */
 export function castF32ToF16(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
-  const op = "castF32ToF16";
-  check(op, t, "f32", out);
-  const y = out ?? gpu.alloc(t.shape, "f16", "cast.f16");
-  const words = Math.ceil(t.size / 2);
-  gpu.run(
-    CAST.toF16,
-    {},
-    { src: t, dst: y },
-    { count: t.size },
-    Gpu.grid(Math.ceil(words / 256)),
-  );
-  return y;
+  return castPass(gpu, CAST.toF16, "castF32ToF16", t, "f32", out, "cast.f16");
 }
 
 /**
@@ -92,18 +101,7 @@ export function castF32ToF16(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
  * ```
  */
 export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
-  const op = "castF16ToF32";
-  check(op, t, "f16", out);
-  const y = out ?? gpu.alloc(t.shape, "f32", "cast.f32");
-  const words = Math.ceil(t.size / 2);
-  gpu.run(
-    CAST.toF32,
-    {},
-    { src: t, dst: y },
-    { count: t.size },
-    Gpu.grid(Math.ceil(words / 256)),
-  );
-  return y;
+  return castPass(gpu, CAST.toF32, "castF16ToF32", t, "f16", out, "cast.f32");
 }
 
 /**
@@ -124,16 +122,5 @@ export function castF16ToF32(gpu: Gpu, t: Tensor, out?: Tensor): Tensor {
  * ```
  */
 export function roundToF16(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {
-  const op = "roundToF16";
-  check(op, x, "f32", out);
-  const y = out ?? gpu.alloc(x.shape, "f16", "round.f16");
-  const words = Math.ceil(x.size / 2);
-  gpu.run(
-    CAST.round,
-    {},
-    { x, dst: y },
-    { count: x.size },
-    Gpu.grid(Math.ceil(words / 256)),
-  );
-  return y;
+  return castPass(gpu, CAST.round, "roundToF16", x, "f32", out, "round.f16");
 }
