@@ -13,6 +13,7 @@ import { presetConfig } from "../../model/config.ts";
 import { XlmrParams } from "../../model/params.ts";
 import type { Gpu } from "../../kernels/runtime.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer, type TrainerOptions } from "../../training/trainer.ts";
+import { randomSeqs } from "../model/_tiny.ts";
 import { freshSeed, gpuTest, relErr, rng } from "../_helpers.ts";
 
 const config = presetConfig("tiny", {
@@ -24,14 +25,7 @@ const config = presetConfig("tiny", {
   maxPositions: 40,
 });
 
-function seqs(r: () => number, lengths: number[]): number[][] {
-  return lengths.map((n) => {
-    const s = [0];
-    for (let i = 0; i < n - 2; i++) s.push(4 + Math.floor(r() * (config.vocabSize - 4)));
-    s.push(2);
-    return s;
-  });
-}
+const seqs = (r: () => number, lengths: number[]) => randomSeqs(r, lengths, config.vocabSize);
 
 async function run(gpu: Gpu, seed: number, options: Partial<TrainerOptions>) {
   const r = rng(seed);

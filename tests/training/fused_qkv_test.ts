@@ -12,6 +12,7 @@ import { presetConfig } from "../../model/config.ts";
 import { XlmrParams } from "../../model/params.ts";
 import { DEFAULT_TRAINER_OPTIONS, Trainer, type TrainerOptions } from "../../training/trainer.ts";
 import { freshSeed, gpuTest, relErr, rng } from "../_helpers.ts";
+import { randomSeqs } from "../model/_tiny.ts";
 
 const verbose = !!Deno.env.get("TEST_VERBOSE");
 // Hidden 64: the q/k/v biases fill whole 256-byte alignment steps, so the flat layout puts them
@@ -33,14 +34,7 @@ const config = presetConfig("tiny", {
 const LOSS_TOL = 3e-5;
 const GRAD_TOL = 1e-3;
 
-function seqs(r: () => number, lengths: number[]): number[][] {
-  return lengths.map((n) => {
-    const s = [0];
-    for (let i = 0; i < n - 2; i++) s.push(4 + Math.floor(r() * (config.vocabSize - 4)));
-    s.push(2);
-    return s;
-  });
-}
+const seqs = (r: () => number, lengths: number[]) => randomSeqs(r, lengths, config.vocabSize);
 
 async function run(gpu: Gpu, seed: number, options: Partial<TrainerOptions>) {
   const r = rng(seed);
