@@ -233,9 +233,12 @@ export async function findCheckpoint(dir: string): Promise<string> {
   );
 }
 
-/** Drops the lines of a JSONL log past `step` (and a torn last line), atomically. */
-export async function truncateLog(path: string, step: number): Promise<void> {
-  if (!(await exists(path))) return;
+/**
+ * Drops the lines of a JSONL log past `step` (and a torn last line), atomically. Returns the step
+ * of the last line kept (-1 when none is, or there is no log).
+ */
+export async function truncateLog(path: string, step: number): Promise<number> {
+  if (!(await exists(path))) return -1;
   const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim());
   // A kill during an append can leave a torn last line: drop lines that do not parse.
   const stepOf = (l: string) => {
@@ -247,4 +250,5 @@ export async function truncateLog(path: string, step: number): Promise<void> {
   };
   const kept = lines.filter((l) => stepOf(l) <= step);
   await writeFileAtomic(path, kept.length ? kept.join("\n") + "\n" : "");
+  return kept.length ? stepOf(kept[kept.length - 1]) : -1;
 }

@@ -274,6 +274,9 @@ export async function train(
   const metricsPath = join(o.out, "metrics.jsonl");
   const batchesPath = join(o.out, "batches.jsonl");
   let startStep = 0;
+  // A resumed run whose checkpoint step was already evaluated (a finished run's final eval comes
+  // after its last checkpoint) does not evaluate that step again.
+  let lastEvalStep = -1;
   // Where checkpoints and the final model take their tokenizer files from. A resumed run copies
   // them from its checkpoint into --out first: rotation may delete that checkpoint during the run.
   let tokenizerSource = o.tokenizer ?? o.model;
@@ -308,9 +311,9 @@ export async function train(
     trainer.stepCount = state.step;
     startStep = state.step;
     // Keep the logs consistent with the checkpoint: drop lines after its step.
-    for (const path of [metricsPath, batchesPath, join(o.out, "eval.jsonl")]) {
-      await truncateLog(path, startStep);
-    }
+    await truncateLog(metricsPath, startStep);
+    await truncateLog(batchesPath, startStep);
+    lastEvalStep = await truncateLog(join(o.out, "eval.jsonl"), startStep);
     log(`resumed from ${resumeDir} at step ${startStep}`);
   } else {
     await writeFileAtomic(metricsPath, "");
@@ -333,9 +336,6 @@ export async function train(
     : null;
   // Model selection (early stopping or --select-by): resumed from the checkpoint's state.
   const selection: Selection | null = selectionOf(o, val !== null, resumeState?.selection);
-  // A resumed run whose checkpoint step was already evaluated (a finished run's final eval comes
-  // after its last checkpoint) does not evaluate that step again.
-  let lastEvalStep = resumeDir ? await lastLoggedStep(join(o.out, "eval.jsonl")) : -1;
   let pairs = 0, tokens = 0;
   const t0 = performance.now();
   let metricsBuffer: string[] = [];
@@ -692,18 +692,5 @@ async function readSimilarity(
     return similarityFromJson(JSON.parse(await Deno.readTextFile(path)), langs ?? available);
   } catch (e) {
     throw new Error(`--similarity ${path}: ${(e as Error).message}`);
-  }
-}
-
-/** The step of the last line of a JSONL log (-1 when there is none). */
-async function lastLoggedStep(path: string): Promise<number> {
-  const text = await Deno.readTextFile(path).catch(() => "");
-  const last = text.trim().split("\n").at(-1);
-  if (!last) return -1;
-  try {
-    const step = (JSON.parse(last) as { step?: unknown }).step;
-    return typeof step === "number" ? step : -1;
-  } catch {
-    return -1;
   }
 }
