@@ -382,7 +382,7 @@ export class XlmrModel {
    */
   private qkv(l: number): { w: Tensor; b: Tensor } | null {
     if (!this.fuseQkv) return null;
-    const names = ["query", "key", "value"].map((m) => `encoder.layer.${l}.attention.self.${m}`);
+    const names = qkvNames(l);
     const w = stackedView(names.map((n) => this.mw(`${n}.weight`)));
     const b = stackedView(names.map((n) => this.w(`${n}.bias`)));
     return w && b ? { w, b } : null;
@@ -843,7 +843,7 @@ export class XlmrModel {
         // The fused form: attention's gradient comes packed like q | k | v, and one product
         // each gives dX (into dIn) and dW, db for all three.
         const fused = this.qkv(l);
-        const names = ["query", "key", "value"].map((m) => `${p}attention.self.${m}`);
+        const names = qkvNames(l);
         const gw = stackedView(names.map((n) => g(`${n}.weight`)));
         const gb = stackedView(names.map((n) => g(`${n}.bias`)));
         if (!fused || !gw || !gb) {
@@ -930,4 +930,9 @@ export class XlmrModel {
     state.inputs = null;
     state.plans = null;
   }
+}
+
+/** Layer `l`'s query, key and value module names, in the order the fused product stacks them. */
+function qkvNames(l: number): string[] {
+  return ["query", "key", "value"].map((m) => `encoder.layer.${l}.attention.self.${m}`);
 }
